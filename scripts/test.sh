@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine: installs what the tests need
+# (Debian packages, GitHub's npm packages), then runs formatting, lints and tests.
+# `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# System packages the tests use. Only what is missing is installed.
+missing=()
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v cc >/dev/null || missing+=(build-essential)
+command -v git >/dev/null || missing+=(git)
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)" >&2; exit 2; }
+
+# GitHub's own parser and evaluator, and real webhook payloads (tests/oracle).
+# Reinstalled only when the lock file changed since the last install.
+stamp=tests/oracle/node_modules/.metalfarm-lock
+if ! cmp -s tests/oracle/package-lock.json "$stamp" 2>/dev/null; then
+    log "installing GitHub's npm packages (tests/oracle)"
+    (cd tests/oracle && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/oracle/package-lock.json "$stamp"
+fi
+
+if [ ! -f ../shared/corpus/README.md ] && [ -z "${METALFARM_CORPUS:-}" ]; then
+    echo "../shared/corpus is missing: the corpus tests need shared/ beside the repository" >&2
+    exit 2
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+log "cargo test"
+cargo test --locked

@@ -1,0 +1,50 @@
+//! The `metalfarm` command line: one file per command group. Commands are thin: they
+//! read files and flags, call the library, and print. Exit codes follow DESIGN.md.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod check;
+pub mod expr;
+pub mod plan;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "metalfarm",
+    version,
+    about = "A GitHub-Actions-compatible runner farm for bare-metal hosts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate workflow files (default: `workflows/` and `.github/workflows/`).
+    Check(check::CheckArgs),
+    /// Evaluate a GitHub Actions expression (written without `${{ }}`).
+    Expr(expr::ExprArgs),
+    /// Dry run: which workflows and jobs an event would start, as JSON.
+    Plan(plan::PlanArgs),
+}
+
+/// Exit code for usage and I/O errors, shared by every command.
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Expr(args) => expr::run(args),
+        Command::Plan(args) => plan::run(args),
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings), so stdout stays
+/// clean for the machine-readable output of commands.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

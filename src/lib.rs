@@ -1,0 +1,6 @@
+//! metalfarm: a GitHub-Actions-compatible runner farm for bare-metal KVM/QEMU test hosts.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map of modules and invariants.
+
+pub mod cli;
+pub mod workflow;
