@@ -1,0 +1,371 @@
+//! The TOML config file of `metalfarm serve`: types, defaults and validation.
+//!
+//! Every key has a default, so `serve` with no file starts on embedded defaults
+//! (SQLite under `./metalfarm-data/`, 127.0.0.1:8080, workflows from `./workflows/`).
+//! A wrong key or value is a startup error naming the key and the file. Relative paths
+//! are relative to the config file's folder (the working directory without a file), so
+//! a config can be moved together with its key files.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// The whole configuration, with every path made absolute.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub forge: ForgeConfig,
+    pub cobbler: Option<CobblerConfig>,
+    pub ssh: SshConfig,
+    #[serde(rename = "repo")]
+    pub repos: Vec<RepoConfig>,
+    #[serde(rename = "host")]
+    pub hosts: Vec<HostConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base of the links check runs carry (`details_url`).
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `sqlite://<data_dir>/metalfarm.db`.
+    pub database: Option<String>,
+    /// Bearer token for mutating API calls; relative to `data_dir` when it does not exist
+    /// beside the config file, and created there on first start.
+    pub admin_token_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForgeConfig {
+    pub kind: ForgeKind,
+    pub api_url: String,
+    /// The GitHub App's id; without it the farm does not report to a forge.
+    pub app_id: Option<u64>,
+    pub private_key_file: Option<PathBuf>,
+    pub webhook_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    Github,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CobblerConfig {
+    pub url: String,
+    #[serde(default = "default_cobbler_user")]
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub default_profile: Option<String>,
+    #[serde(default = "default_install_timeout", with = "duration_text")]
+    pub install_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshConfig {
+    pub user: String,
+    pub private_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// The forge's full name, `owner/name`.
+    pub name: String,
+    /// Farm-side workflow files for this repository (glob patterns, relative to the config).
+    #[serde(default = "default_repo_workflows")]
+    pub workflows: Vec<String>,
+    /// Also read `.github/workflows` at the pushed commit through the forge API.
+    #[serde(default)]
+    pub repo_workflows: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub name: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Defaults to `name`.
+    pub address: Option<String>,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// The host's system name in Cobbler; defaults to `name`.
+    pub cobbler_system: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: "metalfarm-data".into(),
+            database: None,
+            admin_token_file: "admin-token".into(),
+        }
+    }
+}
+
+impl Default for ForgeConfig {
+    fn default() -> Self {
+        ForgeConfig {
+            kind: ForgeKind::Github,
+            api_url: "https://api.github.com".into(),
+            app_id: None,
+            private_key_file: None,
+            webhook_secret_file: None,
+        }
+    }
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig { user: "root".into(), private_key_file: None }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            forge: ForgeConfig::default(),
+            cobbler: None,
+            ssh: SshConfig::default(),
+            repos: Vec::new(),
+            hosts: Vec::new(),
+        }
+    }
+}
+
+fn default_cobbler_user() -> String {
+    "cobbler".into()
+}
+fn default_install_timeout() -> Duration {
+    Duration::from_secs(45 * 60)
+}
+fn default_repo_workflows() -> Vec<String> {
+    vec!["workflows/*.yml".into(), "workflows/*.yaml".into()]
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+
+impl Config {
+    /// The embedded defaults, with paths relative to `base` (the working directory).
+    pub fn embedded(base: &Path) -> Config {
+        let mut config = Config::default();
+        config.resolve(base);
+        config
+    }
+
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Config::from_toml(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses config text; `origin` names it in errors, `base` anchors relative paths.
+    pub fn from_toml(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: origin.to_owned(), message };
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        config.validate().map_err(invalid)?;
+        config.resolve(base);
+        Ok(config)
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.server.database {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.server.data_dir.join("metalfarm.db").display()),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(db) = &self.server.database {
+            if !(db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://"))
+            {
+                return Err(format!(
+                    "key `server.database`: `{db}` is neither a sqlite:// nor a postgres:// URL"
+                ));
+            }
+        }
+        for (key, url) in
+            [("server.public_url", &self.server.public_url), ("forge.api_url", &self.forge.api_url)]
+        {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("key `{key}`: `{url}` is not an http(s) URL"));
+            }
+        }
+        if self.forge.app_id.is_some() && self.forge.private_key_file.is_none() {
+            return Err("key `forge.private_key_file` is required when `forge.app_id` is set".into());
+        }
+        for repo in &self.repos {
+            let parts: Vec<&str> = repo.name.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+                return Err(format!("key `repo.name`: `{}` is not of the form owner/name", repo.name));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for host in &self.hosts {
+            if host.name.is_empty() {
+                return Err("key `host.name` must not be empty".into());
+            }
+            if !seen.insert(host.name.as_str()) {
+                return Err(format!("key `host.name`: host `{}` is listed twice", host.name));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.server.data_dir);
+        if self.server.admin_token_file.is_relative() {
+            self.server.admin_token_file = self.server.data_dir.join(&self.server.admin_token_file);
+        }
+        for p in [
+            &mut self.forge.private_key_file,
+            &mut self.forge.webhook_secret_file,
+            &mut self.ssh.private_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            join(p);
+        }
+        if let Some(cobbler) = &mut self.cobbler {
+            if let Some(p) = &mut cobbler.password_file {
+                join(p);
+            }
+        }
+        for repo in &mut self.repos {
+            for pattern in &mut repo.workflows {
+                if Path::new(pattern).is_relative() {
+                    *pattern = base.join(&*pattern).display().to_string();
+                }
+            }
+        }
+    }
+}
+
+/// Durations as the config writes them: `90s`, `45m`, `2h`.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}` is not a duration like 90s, 45m or 2h: {e}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_live_under_the_working_directory() {
+        let config = Config::embedded(Path::new("/srv/farm"));
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url(), "sqlite:///srv/farm/metalfarm-data/metalfarm.db");
+        assert_eq!(config.server.admin_token_file, Path::new("/srv/farm/metalfarm-data/admin-token"));
+        assert!(config.forge.app_id.is_none());
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+[server]
+listen = "0.0.0.0:9000"
+public_url = "https://farm.example.com"
+database = "postgres://farm@db/farm"
+[forge]
+kind = "github"
+api_url = "https://ghe.example.com/api/v3"
+app_id = 12345
+private_key_file = "github-app.pem"
+webhook_secret_file = "webhook-secret"
+[cobbler]
+url = "http://cobbler.lab/cobbler_api"
+password_file = "cobbler-password"
+default_profile = "f18-autotest-kvm"
+install_timeout = "45m"
+[[repo]]
+name = "lab/qemu"
+workflows = ["workflows/qemu-*.yml"]
+[[host]]
+name = "foo-amd.example.com"
+labels = ["amd64", "hostprovisioning"]
+"#;
+        let config = Config::from_toml(text, "farm.toml", Path::new("/etc/metalfarm")).unwrap();
+        assert_eq!(config.forge.app_id, Some(12345));
+        assert_eq!(
+            config.forge.private_key_file.as_deref(),
+            Some(Path::new("/etc/metalfarm/github-app.pem"))
+        );
+        assert_eq!(config.cobbler.as_ref().unwrap().install_timeout, Duration::from_secs(2700));
+        assert_eq!(config.repos[0].workflows, ["/etc/metalfarm/workflows/qemu-*.yml"]);
+        assert_eq!(config.hosts[0].port, 22);
+        assert_eq!(config.database_url(), "postgres://farm@db/farm");
+    }
+
+    #[test]
+    fn a_wrong_key_is_named_with_the_file() {
+        let err =
+            Config::from_toml("[server]\nlisten_on = \"x\"\n", "farm.toml", Path::new(".")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("farm.toml: "), "{text}");
+        assert!(text.contains("listen_on"), "{text}");
+    }
+
+    #[test]
+    fn a_wrong_value_is_named_with_the_key() {
+        let err = Config::from_toml(
+            "[cobbler]\nurl = \"http://c\"\ninstall_timeout = \"soon\"\n",
+            "f.toml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("install_timeout") && err.contains("not a duration"), "{err}");
+        let err = Config::from_toml("[server]\ndatabase = \"mysql://x\"\n", "f.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.database"), "{err}");
+        let err =
+            Config::from_toml("[[host]]\nname = \"a\"\n[[host]]\nname = \"a\"\n", "f.toml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+}
