@@ -1,0 +1,114 @@
+//! Webhook deliveries, stored raw before the forge gets its answer.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreError};
+
+/// One webhook delivery as the forge sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `X-GitHub-Delivery`: the forge's id, the same on a redelivery.
+    pub id: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    pub body: String,
+    pub received_at: i64,
+}
+
+/// Whether a delivery was new or a redelivery of one already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryInsert {
+    Stored,
+    Duplicate,
+}
+
+impl Store {
+    /// Commits a delivery; a second delivery with the same id changes nothing.
+    pub async fn insert_delivery(
+        &self,
+        id: &str,
+        event: &str,
+        body: &str,
+    ) -> Result<DeliveryInsert, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO deliveries (id, event, body, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(event)
+        .bind(body)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(if result.rows_affected() == 1 { DeliveryInsert::Stored } else { DeliveryInsert::Duplicate })
+    }
+
+    /// Deliveries not processed yet, oldest first: after a crash, these are the work left.
+    pub async fn unprocessed_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, event, body, received_at FROM deliveries WHERE processed_at IS NULL \
+             ORDER BY received_at, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Delivery {
+                    id: row.try_get("id")?,
+                    event: row.try_get("event")?,
+                    body: row.try_get("body")?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Records what processing a delivery did (`outcome` is a short text for the logs).
+    pub async fn mark_delivery_processed(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET processed_at = $1, outcome = $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(outcome)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delivery_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("farm.db").display())).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_redelivery_is_stored_once() {
+        let (_dir, store) = store().await;
+        assert_eq!(store.insert_delivery("d1", "push", "{}").await.unwrap(), DeliveryInsert::Stored);
+        assert_eq!(store.insert_delivery("d1", "push", "{}").await.unwrap(), DeliveryInsert::Duplicate);
+        assert_eq!(store.delivery_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn processed_deliveries_leave_the_backlog() {
+        let (_dir, store) = store().await;
+        store.insert_delivery("d1", "push", "{\"a\":1}").await.unwrap();
+        store.insert_delivery("d2", "ping", "{}").await.unwrap();
+        let backlog = store.unprocessed_deliveries(10).await.unwrap();
+        assert_eq!(backlog.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2"]);
+        assert_eq!(backlog[0].body, "{\"a\":1}");
+        store.mark_delivery_processed("d1", "planned 1 run").await.unwrap();
+        let backlog = store.unprocessed_deliveries(10).await.unwrap();
+        assert_eq!(backlog.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d2"]);
+    }
+}

@@ -1,0 +1,79 @@
+-- Deliveries are stored raw before the webhook is answered; processing happens later.
+CREATE TABLE deliveries (
+    id           TEXT PRIMARY KEY,      -- X-GitHub-Delivery
+    event        TEXT NOT NULL,         -- X-GitHub-Event
+    body         TEXT NOT NULL,
+    received_at  BIGINT NOT NULL,       -- unix milliseconds
+    processed_at BIGINT,
+    outcome      TEXT
+);
+CREATE INDEX deliveries_unprocessed ON deliveries (received_at) WHERE processed_at IS NULL;
+
+-- Run numbers count per repository and workflow, as on GitHub.
+CREATE TABLE run_numbers (
+    repo     TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    last     BIGINT NOT NULL,
+    PRIMARY KEY (repo, workflow)
+);
+
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,
+    repo          TEXT NOT NULL,
+    workflow      TEXT NOT NULL,        -- workflow file path
+    workflow_name TEXT NOT NULL,
+    run_number    BIGINT NOT NULL,
+    run_attempt   BIGINT NOT NULL,
+    event         TEXT NOT NULL,
+    delivery_id   TEXT REFERENCES deliveries (id),
+    head_sha      TEXT NOT NULL,
+    git_ref       TEXT NOT NULL,
+    run_name      TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    conclusion    TEXT,
+    created_at    BIGINT NOT NULL,
+    UNIQUE (repo, workflow, run_number, run_attempt)
+);
+
+CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY,
+    run_id       BIGINT NOT NULL REFERENCES runs (id),
+    job_key      TEXT NOT NULL,          -- workflow job id
+    name         TEXT NOT NULL,          -- display name, matrix values included
+    runs_on      TEXT NOT NULL,          -- JSON array of labels
+    needs        TEXT NOT NULL,          -- JSON array of job ids
+    matrix       TEXT,                   -- JSON object or NULL
+    status       TEXT NOT NULL,
+    conclusion   TEXT,
+    check_run_id BIGINT,
+    host         TEXT,
+    created_at   BIGINT NOT NULL,
+    started_at   BIGINT,
+    completed_at BIGINT
+);
+CREATE INDEX jobs_by_run ON jobs (run_id);
+
+CREATE TABLE steps (
+    id           INTEGER PRIMARY KEY,
+    job_id       BIGINT NOT NULL REFERENCES jobs (id),
+    number       BIGINT NOT NULL,
+    name         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    conclusion   TEXT,
+    started_at   BIGINT,
+    completed_at BIGINT,
+    UNIQUE (job_id, number)
+);
+
+-- What the forge must hear about, written in the same transaction as the change.
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    job_id          BIGINT REFERENCES jobs (id),
+    kind            TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    delivered_at    BIGINT
+);
+CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
