@@ -4,5 +4,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod farm;
+pub mod forge;
 pub mod store;
+pub mod web;
 pub mod workflow;

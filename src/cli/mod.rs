@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod check;
 pub mod expr;
 pub mod plan;
+pub mod serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The controller: webhook endpoint, scheduler, REST API (embedded defaults without --config).
+    Serve(serve::ServeArgs),
     /// Validate workflow files (default: `workflows/` and `.github/workflows/`).
     Check(check::CheckArgs),
     /// Evaluate a GitHub Actions expression (written without `${{ }}`).
@@ -35,6 +38,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
         Command::Expr(args) => expr::run(args),
         Command::Plan(args) => plan::run(args),

@@ -17,6 +17,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
     postgres: include_str!("migrations/postgres/0001_initial.sql"),
 }];
 
+#[cfg(test)]
 pub(super) fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }

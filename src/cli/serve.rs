@@ -1,0 +1,126 @@
+//! `metalfarm serve`: the controller. With no `--config` it starts on the embedded
+//! defaults (SQLite under `./metalfarm-data/`, 127.0.0.1:8080, workflows from `./workflows/`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::web::{router, AppState};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML config file (default: built-in defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => Config::from_file(path),
+        None => Ok(Config::embedded(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("metalfarm serve: {err}");
+            return ExitCode::from(super::EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("metalfarm serve: cannot start the async runtime: {err}");
+            return ExitCode::from(super::EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("metalfarm serve: {err:#}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.server.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", config.server.data_dir.display()))?;
+    ensure_admin_token(&config.server.admin_token_file)?;
+    let webhook_secret = match &config.forge.webhook_secret_file {
+        Some(path) => Some(Arc::<[u8]>::from(read_secret(path)?.into_bytes())),
+        None => {
+            tracing::warn!("no forge.webhook_secret_file: webhook deliveries will be refused");
+            None
+        }
+    };
+    let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
+    let deliveries_waiting = Arc::new(tokio::sync::Notify::new());
+    let processor =
+        tokio::spawn(crate::farm::deliveries::process_forever(store.clone(), deliveries_waiting.clone()));
+
+    let app = router(AppState { store: store.clone(), webhook_secret, deliveries_waiting });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, "metalfarm is serving");
+    // Scripts and tests read the address from here (the port may be 0 in the config).
+    eprintln!("metalfarm: listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    processor.abort();
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+}
+
+/// A secret file's content without the trailing newline editors add.
+fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The admin token is created on first start (random, 0600) so the API is never open.
+fn ensure_admin_token(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read random bytes for the admin token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{token}"))
+        .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+    tracing::info!(path = %path.display(), "created the admin token");
+    Ok(())
+}

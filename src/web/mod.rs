@@ -1,0 +1,43 @@
+//! The HTTP face of the farm (axum): the forge's webhook, health, and later the REST
+//! API, metrics and the dashboard. Handlers are thin: they check input, call the store
+//! or the farm, and answer.
+
+mod webhook;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Notify;
+
+use crate::store::Store;
+
+/// GitHub caps webhook payloads at 25 MB; anything larger is refused with 413.
+pub const MAX_WEBHOOK_BYTES: usize = 25 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The webhook secret; without one every delivery is refused (nothing to verify with).
+    pub webhook_secret: Option<Arc<[u8]>>,
+    /// Woken after a delivery is stored, so processing starts at once.
+    pub deliveries_waiting: Arc<Notify>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhook", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// `{"error": "..."}` with a status: how every error of the HTTP API looks.
+pub(crate) fn error_response(
+    status: axum::http::StatusCode,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
