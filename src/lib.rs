@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod exec;
 pub mod farm;
 pub mod forge;
 pub mod store;
