@@ -75,6 +75,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a delivery is stored and processed.
+    pub async fn delivery_processed(&self, id: &str) -> Result<bool, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE id = $1 AND processed_at IS NOT NULL")
+                .bind(id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(row.try_get::<i64, _>("n")? == 1)
+    }
+
     pub async fn delivery_count(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)

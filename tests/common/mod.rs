@@ -2,6 +2,8 @@
 //! and how to talk to them.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod farm;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,172 @@
+//! A real `metalfarm serve` process for end-to-end tests: its own data folder, a config
+//! on loopback with port 0, and an HTTP client to talk to it. Dropping it kills it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
+
+pub struct FarmServer {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl FarmServer {
+    /// Starts `serve` with the test config plus `extra_toml` (more sections).
+    pub fn start(extra_toml: &str) -> FarmServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("webhook-secret"), format!("{WEBHOOK_SECRET}\n")).expect("secret");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[forge]\nwebhook_secret_file = \"webhook-secret\"\n\n{extra_toml}"
+        );
+        std::fs::write(dir.path().join("farm.toml"), config).expect("config");
+        let (child, addr) = spawn(&dir.path().join("farm.toml"));
+        FarmServer { dir, addr, child }
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown code runs) and starts it again
+    /// on the same data folder.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        let (child, addr) = spawn(&self.dir.path().join("farm.toml"));
+        self.child = child;
+        self.addr = addr;
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("data/metalfarm.db").display())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for FarmServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(config: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "metalfarm=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start metalfarm serve");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    // Reads the whole log so the server never blocks on a full pipe; the first
+    // "listening on" line tells the port.
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(addr) = line.strip_prefix("metalfarm: listening on http://") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().expect("address"));
+                    sent = true;
+                }
+            }
+            if std::env::var_os("METALFARM_TEST_LOG").is_some() {
+                eprintln!("[serve] {line}");
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("metalfarm serve did not start listening");
+    (child, addr)
+}
+
+/// An answer: status and body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// POSTs `body` with `headers`.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    try_post(url, headers, body).await.expect("HTTP request")
+}
+
+/// POSTs `body` with `headers`; a connection that fails or breaks is an error.
+pub async fn try_post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Answer, String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = hyper::Request::post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Answer { status, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+pub async fn get(url: &str) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client.get(url.parse().expect("url")).await.expect("HTTP request");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    Answer { status, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// Sends a delivery as the forge does: signed with the test secret.
+pub async fn deliver(server: &FarmServer, event: &str, delivery: &str, body: &[u8]) -> Answer {
+    try_deliver(server.addr, event, delivery, body).await.expect("HTTP request")
+}
+
+/// Sends a delivery to `addr`; a connection that fails or breaks is an error.
+pub async fn try_deliver(
+    addr: SocketAddr,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> Result<Answer, String> {
+    let signature = metalfarm::forge::webhook::sign(WEBHOOK_SECRET.as_bytes(), body);
+    try_post(
+        &format!("http://{addr}/webhook"),
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", event),
+            ("x-github-delivery", delivery),
+            ("x-hub-signature-256", &signature),
+        ],
+        body.to_vec(),
+    )
+    .await
+}
+
+/// A real webhook payload from `@octokit/webhooks-examples`: the first example of `event`
+/// whose `action` is `action` (or any, for events without actions).
+pub fn example_payload(event: &str, action: Option<&str>) -> serde_json::Value {
+    let index: PathBuf =
+        super::oracle_dir().join("node_modules/@octokit/webhooks-examples/api.github.com/index.json");
+    let text = std::fs::read_to_string(&index).unwrap_or_else(|e| panic!("reading {}: {e}", index.display()));
+    let all: serde_json::Value = serde_json::from_str(&text).expect("webhooks-examples index is JSON");
+    all.as_array()
+        .expect("index is a list")
+        .iter()
+        .filter(|entry| entry["name"] == event)
+        .flat_map(|entry| entry["examples"].as_array().cloned().unwrap_or_default())
+        .find(|example| action.is_none_or(|a| example["action"] == a))
+        .unwrap_or_else(|| panic!("no {event} {action:?} example in @octokit/webhooks-examples"))
+}
