@@ -21,7 +21,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration, with every path made absolute.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -138,19 +138,6 @@ impl Default for ForgeConfig {
 impl Default for SshConfig {
     fn default() -> Self {
         SshConfig { user: "root".into(), private_key_file: None }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            forge: ForgeConfig::default(),
-            cobbler: None,
-            ssh: SshConfig::default(),
-            repos: Vec::new(),
-            hosts: Vec::new(),
-        }
     }
 }
 
