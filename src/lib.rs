@@ -3,4 +3,5 @@
 //! See `ARCHITECTURE.md` at the repository root for the map of modules and invariants.
 
 pub mod cli;
+pub mod exec;
 pub mod workflow;

@@ -8,11 +8,22 @@
 //! functions, `hashFiles`) the place of the expression allows, exactly as GitHub's
 //! parser does: an unknown name is a parse error, not an evaluation error.
 
+mod eval;
+pub mod js;
+mod lexer;
+mod parser;
+mod template;
 pub mod value;
 
+pub use lexer::MAX_EXPRESSION_LENGTH;
+pub use parser::MAX_PARSER_DEPTH;
+pub use template::Template;
 pub use value::Value;
 
+use indexmap::IndexMap;
+
 use crate::workflow::diag::Pos;
+use parser::Node;
 
 /// An extra function a place allows, beyond the always-available ones
 /// (contains, startsWith, endsWith, format, join, toJSON, fromJSON).
@@ -32,11 +43,171 @@ pub struct Allowed<'a> {
     pub functions: &'a [FunctionSig],
 }
 
+/// The status functions of a step's `if:` (`success()`, `failure()`, `always()`,
+/// `cancelled()`, no arguments), as GitHub's workflow schema declares them.
+pub const STATUS_FUNCTIONS: &[FunctionSig] = &[
+    FunctionSig { name: "success", min_args: 0, max_args: 0 },
+    FunctionSig { name: "failure", min_args: 0, max_args: 0 },
+    FunctionSig { name: "always", min_args: 0, max_args: 0 },
+    FunctionSig { name: "cancelled", min_args: 0, max_args: 0 },
+];
+
+/// The status functions of a job's `if:`, where `success()` and `failure()` may name
+/// jobs of `needs` (GitHub's schema: `success(0,MAX)`, `failure(0,MAX)`).
+pub const JOB_STATUS_FUNCTIONS: &[FunctionSig] = &[
+    FunctionSig { name: "success", min_args: 0, max_args: usize::MAX },
+    FunctionSig { name: "failure", min_args: 0, max_args: usize::MAX },
+    FunctionSig { name: "always", min_args: 0, max_args: 0 },
+    FunctionSig { name: "cancelled", min_args: 0, max_args: 0 },
+];
+
+/// `hashFiles(pattern, ...)`: 1 to 255 patterns.
+pub const HASH_FILES: FunctionSig = FunctionSig { name: "hashFiles", min_args: 1, max_args: 255 };
+
 /// An expression that failed to lex, parse or evaluate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct ExprError {
     pub message: String,
-    /// Where in the expression text (line 1, column = char offset + 1), when known.
+    /// Where in the expression text the error is (line from 1, column = characters
+    /// since the line's start + 1), when known: lexing and parsing errors have one.
     pub pos: Option<Pos>,
+}
+
+impl ExprError {
+    pub fn new(message: impl Into<String>, pos: Option<Pos>) -> Self {
+        ExprError { message: message.into(), pos }
+    }
+
+    /// An error at byte offset `byte` of `input`.
+    pub(crate) fn at(message: String, input: &str, byte: usize) -> Self {
+        let before = &input[..byte.min(input.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        ExprError { message, pos: Some(Pos::new(line as u32, col as u32)) }
+    }
+}
+
+/// The outcome so far of the job or step whose `if:` is evaluated, for the status
+/// functions: `success()` is true on `Success`, `failure()` on `Failure`,
+/// `cancelled()` on `Cancelled`, `always()` always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobStatus {
+    #[default]
+    Success,
+    Failure,
+    Cancelled,
+}
+
+/// What `hashFiles` reads files through (the workflow language does no I/O itself);
+/// `crate::exec::hash_files` implements it over a workspace directory.
+pub trait FileHasher {
+    /// The hash of the files matching `patterns` (glob, `!` negation), or an empty
+    /// string when none match.
+    fn hash_files(&self, patterns: &[String]) -> Result<String, String>;
+}
+
+/// What an evaluation sees: the named contexts (looked up case-insensitively), the
+/// status for the status functions, and the files for `hashFiles`.
+#[derive(Clone, Copy)]
+pub struct EvalContext<'a> {
+    pub contexts: &'a IndexMap<String, Value>,
+    pub status: JobStatus,
+    pub files: Option<&'a dyn FileHasher>,
+}
+
+impl<'a> EvalContext<'a> {
+    pub fn new(contexts: &'a IndexMap<String, Value>) -> Self {
+        EvalContext { contexts, status: JobStatus::Success, files: None }
+    }
+}
+
+/// A parsed expression (the text inside `${{ }}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// `None` for an empty expression, which evaluates to null.
+    root: Option<Node>,
+}
+
+impl Expr {
+    /// Lexes and parses `src` as GitHub does; names of contexts and extra functions
+    /// that `allowed` does not list are parse errors, with GitHub's messages.
+    pub fn parse(src: &str, allowed: &Allowed<'_>) -> Result<Expr, ExprError> {
+        let tokens = lexer::lex(src)?;
+        let root = parser::parse(src, &tokens, allowed)?;
+        Ok(Expr { root })
+    }
+
+    pub fn eval(&self, cx: &EvalContext<'_>) -> Result<Value, ExprError> {
+        match &self.root {
+            None => Ok(Value::Null),
+            Some(node) => eval::Evaluator::new(cx).eval(node).map(eval::Val::into_value),
+        }
+    }
+
+    /// Evaluates to a boolean as an `if:` does (the value's truthiness), without
+    /// building the value.
+    pub fn eval_truthy(&self, cx: &EvalContext<'_>) -> Result<bool, ExprError> {
+        match &self.root {
+            None => Ok(false),
+            Some(node) => eval::Evaluator::new(cx).eval(node).map(|v| !v.is_falsy()),
+        }
+    }
+
+    /// The named contexts the expression reads, lower-cased, in first-use order.
+    pub fn referenced_contexts(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(root) = &self.root {
+            walk(root, &mut |n| {
+                if let Node::Context(name) = n {
+                    let lower = name.to_lowercase();
+                    if !out.contains(&lower) {
+                        out.push(lower);
+                    }
+                }
+            });
+        }
+        out
+    }
+
+    /// Whether the expression calls `success()`, `failure()`, `always()` or
+    /// `cancelled()` (an `if:` without one is implicitly `success() && (...)`).
+    pub fn uses_status_function(&self) -> bool {
+        let mut found = false;
+        if let Some(root) = &self.root {
+            walk(root, &mut |n| {
+                if let Node::Call(f, _) = n {
+                    found |= f.is_status();
+                }
+            });
+        }
+        found
+    }
+
+    /// Whether the expression is empty (only whitespace).
+    pub fn is_empty(&self) -> bool {
+        self.root.is_none()
+    }
+
+    /// The value of an expression that is a single string literal (`${{ 'text' }}`).
+    pub(crate) fn as_string_literal(&self) -> Option<&str> {
+        match &self.root {
+            Some(Node::Literal(Value::String(s))) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn walk(node: &Node, f: &mut impl FnMut(&Node)) {
+    f(node);
+    match node {
+        Node::Literal(_) | Node::Context(_) => {}
+        Node::Property(x, _) | Node::Star(x) | Node::Not(x) => walk(x, f),
+        Node::Index(a, b) | Node::Cmp(_, a, b) => {
+            walk(a, f);
+            walk(b, f);
+        }
+        Node::And(xs) | Node::Or(xs) | Node::Call(_, xs) => xs.iter().for_each(|x| walk(x, f)),
+    }
 }

@@ -1,0 +1,314 @@
+//! `hashFiles(patterns…)` over a workspace directory, as GitHub's runner computes it:
+//! the files under the workspace that the patterns match (glob syntax of
+//! `@actions/glob`: `*`, `?`, `[…]`, `**`, a pattern matching a directory matches
+//! everything below it, `!` excludes, the last matching pattern decides), in the order
+//! its directory walk yields them (each directory's entries sorted by name), each
+//! hashed with SHA-256; the result is the hex SHA-256 of those digests one after the
+//! other, or the empty string when nothing matches.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::workflow::expr::FileHasher;
+
+/// `hashFiles` over the files below `root`.
+#[derive(Debug, Clone)]
+pub struct WorkspaceHasher {
+    pub root: PathBuf,
+}
+
+impl WorkspaceHasher {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        WorkspaceHasher { root: root.into() }
+    }
+}
+
+impl FileHasher for WorkspaceHasher {
+    fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
+        hash_files(&self.root, patterns)
+            .map_err(|e| format!("hashing files under {}: {e}", self.root.display()))
+    }
+}
+
+/// One pattern, as path segments relative to the workspace root.
+struct Pattern {
+    negate: bool,
+    segments: Vec<String>,
+}
+
+/// Parses the patterns: one per line, trimmed; empty lines and `#` comments skipped;
+/// each leading `!` flips inclusion; relative patterns are rooted at the workspace.
+/// Patterns reaching outside the workspace are kept (they match nothing inside it).
+fn parse_patterns(root: &Path, patterns: &[String]) -> Vec<Pattern> {
+    let mut out = Vec::new();
+    for line in patterns.iter().flat_map(|p| p.lines()) {
+        let mut p = line.trim();
+        if p.is_empty() || p.starts_with('#') {
+            continue;
+        }
+        let mut negate = false;
+        while let Some(rest) = p.strip_prefix('!') {
+            negate = !negate;
+            p = rest;
+        }
+        let path = if Path::new(p).is_absolute() {
+            match Path::new(p).strip_prefix(root) {
+                Ok(rel) => rel.to_string_lossy().into_owned(),
+                // Outside the workspace: nothing here can match.
+                Err(_) => {
+                    out.push(Pattern { negate, segments: vec!["\0outside".into()] });
+                    continue;
+                }
+            }
+        } else {
+            p.to_string()
+        };
+        let mut segments: Vec<String> = Vec::new();
+        let mut outside = false;
+        for seg in path.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => outside |= segments.pop().is_none(),
+                s => segments.push(s.to_string()),
+            }
+        }
+        if outside {
+            segments = vec!["\0outside".into()];
+        }
+        out.push(Pattern { negate, segments });
+    }
+    out
+}
+
+/// Whether glob `pat` matches the whole of one path segment `name`.
+fn segment_matches(pat: &[char], name: &[char]) -> bool {
+    match pat.first() {
+        None => name.is_empty(),
+        Some('*') => (0..=name.len()).any(|i| segment_matches(&pat[1..], &name[i..])),
+        Some('?') => !name.is_empty() && segment_matches(&pat[1..], &name[1..]),
+        Some('[') => match parse_class(&pat[1..]) {
+            Some((len, matcher)) => {
+                !name.is_empty() && matcher(name[0]) && segment_matches(&pat[1 + len..], &name[1..])
+            }
+            None => name.first() == Some(&'[') && segment_matches(&pat[1..], &name[1..]),
+        },
+        Some('\\') if pat.len() > 1 => {
+            name.first() == Some(&pat[1]) && segment_matches(&pat[2..], &name[1..])
+        }
+        Some(c) => name.first() == Some(c) && segment_matches(&pat[1..], &name[1..]),
+    }
+}
+
+type ClassMatcher = Box<dyn Fn(char) -> bool>;
+
+/// A `[...]` class after its `[`: its length up to and including `]`, and a matcher.
+fn parse_class(p: &[char]) -> Option<(usize, ClassMatcher)> {
+    let mut i = 0;
+    let negate = matches!(p.first(), Some('!' | '^'));
+    if negate {
+        i += 1;
+    }
+    let mut ranges: Vec<(char, char)> = Vec::new();
+    let mut first = true;
+    while i < p.len() {
+        let c = p[i];
+        if c == ']' && !first {
+            let len = i + 1;
+            return Some((
+                len,
+                Box::new(move |ch| ranges.iter().any(|(a, b)| *a <= ch && ch <= *b) != negate),
+            ));
+        }
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            ranges.push((c, p[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((c, c));
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Whether the pattern matches the path `rel` (segments below the root) exactly.
+fn path_matches(pat: &[Vec<char>], rel: &[Vec<char>]) -> bool {
+    match pat.first() {
+        None => rel.is_empty(),
+        Some(p) if p.len() == 2 && p[0] == '*' && p[1] == '*' => {
+            (0..=rel.len()).any(|i| path_matches(&pat[1..], &rel[i..]))
+        }
+        Some(p) => !rel.is_empty() && segment_matches(p, &rel[0]) && path_matches(&pat[1..], &rel[1..]),
+    }
+}
+
+/// Whether `rel` is selected: the last pattern matching it or one of its ancestor
+/// directories decides, as `@actions/glob` (implicit descendants) does.
+fn selected(patterns: &[(bool, Vec<Vec<char>>)], rel: &[Vec<char>]) -> bool {
+    let mut included = false;
+    for (negate, pat) in patterns {
+        let hit = (1..=rel.len()).any(|n| path_matches(pat, &rel[..n]));
+        if hit {
+            included = !negate;
+        }
+    }
+    included
+}
+
+/// The hash of the files below `root` that `patterns` select; empty when none.
+pub fn hash_files(root: &Path, patterns: &[String]) -> io::Result<String> {
+    let parsed: Vec<(bool, Vec<Vec<char>>)> = parse_patterns(root, patterns)
+        .into_iter()
+        .map(|p| (p.negate, p.segments.iter().map(|s| s.chars().collect()).collect()))
+        .collect();
+    let mut files = Vec::new();
+    let mut visited = HashSet::new();
+    walk(root, &mut Vec::new(), &parsed, &mut files, &mut visited)?;
+    if files.is_empty() {
+        return Ok(String::new());
+    }
+    let mut all = Sha256::new();
+    for file in &files {
+        all.update(sha256_file(file)?);
+    }
+    Ok(hex(&all.finalize()))
+}
+
+/// Depth-first, each directory's entries in byte order of their names (the order
+/// GitHub's glob walk yields), following symbolic links but not into a directory
+/// already visited.
+fn walk(
+    dir: &Path,
+    rel: &mut Vec<Vec<char>>,
+    patterns: &[(bool, Vec<Vec<char>>)],
+    files: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+) -> io::Result<()> {
+    if !visited.insert(fs::canonicalize(dir)?) {
+        return Ok(());
+    }
+    let mut entries: Vec<(String, PathBuf)> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())))
+        .collect::<io::Result<_>>()?;
+    entries.sort();
+    for (name, path) in entries {
+        rel.push(name.chars().collect());
+        // A dangling link is skipped, as the runner skips what it cannot stat.
+        if let Ok(meta) = fs::metadata(&path) {
+            if meta.is_dir() {
+                walk(&path, rel, patterns, files, visited)?;
+            } else if selected(patterns, rel) {
+                files.push(path);
+            }
+        }
+        rel.pop();
+    }
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> io::Result<impl AsRef<[u8]>> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(data: &[u8]) -> Vec<u8> {
+        Sha256::digest(data).to_vec()
+    }
+
+    fn expected(contents: &[&[u8]]) -> String {
+        let mut all = Sha256::new();
+        for c in contents {
+            all.update(sha(c));
+        }
+        hex(&all.finalize())
+    }
+
+    fn workspace() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = |rel: &str, data: &str| {
+            let p = dir.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, data).unwrap();
+        };
+        w("Cargo.lock", "lock");
+        w("a/package-lock.json", "a-lock");
+        w("a/b/package-lock.json", "ab-lock");
+        w("a-c/package-lock.json", "ac-lock");
+        w("src/main.rs", "main");
+        w("src/.hidden", "hidden");
+        dir
+    }
+
+    fn run(dir: &tempfile::TempDir, patterns: &[&str]) -> String {
+        let patterns: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
+        WorkspaceHasher::new(dir.path()).hash_files(&patterns).unwrap()
+    }
+
+    #[test]
+    fn one_file() {
+        let dir = workspace();
+        assert_eq!(run(&dir, &["Cargo.lock"]), expected(&[b"lock"]));
+        assert_eq!(run(&dir, &["./Cargo.lock"]), expected(&[b"lock"]));
+    }
+
+    #[test]
+    fn globstar_in_walk_order() {
+        let dir = workspace();
+        // "a" sorts before "a-c", so a/… comes first although "a-c/" < "a/" as strings.
+        assert_eq!(run(&dir, &["**/package-lock.json"]), expected(&[b"ab-lock", b"a-lock", b"ac-lock"]));
+    }
+
+    #[test]
+    fn negation_and_order_of_patterns() {
+        let dir = workspace();
+        assert_eq!(run(&dir, &["**/package-lock.json", "!a/**"]), expected(&[b"ac-lock"]));
+        assert_eq!(
+            run(&dir, &["**/package-lock.json", "!a/**", "a/b/*.json"]),
+            expected(&[b"ab-lock", b"ac-lock"])
+        );
+    }
+
+    #[test]
+    fn a_directory_matches_everything_below_it_including_dotfiles() {
+        let dir = workspace();
+        assert_eq!(run(&dir, &["src"]), expected(&[b"hidden", b"main"]));
+        assert_eq!(run(&dir, &["src/*"]), expected(&[b"hidden", b"main"]));
+        assert_eq!(run(&dir, &["src/m?in.[rx]s"]), expected(&[b"main"]));
+    }
+
+    #[test]
+    fn nothing_matches_is_empty() {
+        let dir = workspace();
+        assert_eq!(run(&dir, &["nope/**"]), "");
+        assert_eq!(run(&dir, &["../**"]), "");
+        assert_eq!(run(&dir, &["# comment"]), "");
+    }
+
+    #[test]
+    fn absolute_patterns_inside_the_workspace() {
+        let dir = workspace();
+        let abs = format!("{}/Cargo.lock", dir.path().display());
+        assert_eq!(run(&dir, &[&abs]), expected(&[b"lock"]));
+    }
+}
