@@ -308,7 +308,13 @@ impl Builder<'_> {
                 } else {
                     pos
                 };
-                let value = scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()));
+                let tag = match &tag {
+                    Some(t) => Some(core_tag(t).ok_or_else(|| {
+                        Diagnostic::new(pos, format!("unsupported YAML tag `{}{}`", t.handle, t.suffix))
+                    })?),
+                    None => None,
+                };
+                let value = scalar(text, style, tag.flatten());
                 (anchor, Node { pos, value })
             }
             Event::SequenceStart(anchor, _) => {
@@ -380,6 +386,18 @@ impl Builder<'_> {
     }
 }
 
+/// The core-schema type a tag names (`!!int`, `!<tag:yaml.org,2002:str>`): Some(None)
+/// for a local tag (`!foo`, ignored as npm `yaml` does), None for a type outside the
+/// core schema (`!!timestamp`), which GitHub rejects.
+fn core_tag(tag: &yaml_rust2::parser::Tag) -> Option<Option<&'static str>> {
+    let name = match (tag.handle.as_str(), tag.suffix.strip_prefix("tag:yaml.org,2002:")) {
+        (_, Some(name)) => name,
+        ("!!", None) | ("tag:yaml.org,2002:", None) => tag.suffix.as_str(),
+        _ => return Some(None),
+    };
+    ["str", "int", "float", "bool", "null", "seq", "map"].into_iter().find(|t| *t == name).map(Some)
+}
+
 fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
     let style = match style {
         TScalarStyle::Plain => Style::Plain,
@@ -390,6 +408,12 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
     match tag {
         Some("str") => return Value::String(Str { text, style }),
         Some("null") => return Value::Null,
+        Some("int" | "float" | "bool") => {
+            // The tag decides the type even of a quoted scalar (`!!int "300"`).
+            if let Some(value @ (Value::Number(_) | Value::Bool(_))) = resolve_plain(&text) {
+                return value;
+            }
+        }
         _ => {}
     }
     if style == Style::Plain {

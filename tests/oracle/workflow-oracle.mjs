@@ -1,7 +1,7 @@
 // GitHub's own workflow parser (@actions/workflow-parser) as an oracle for the loader
 // tests: parse + convert, as GitHub does before running a workflow.
-// Arguments: files or directories (their .yml/.yaml files), or none to read one
-// workflow from stdin (named by $ORACLE_NAME or "stdin.yml").
+// Arguments: files or directories (their .yml/.yaml files), or none to read JSON
+// lines {"name": ..., "content": ...} from stdin, one workflow each.
 // Prints one JSON line per file: {file, valid, errors: [{line, col, message}]}, where
 // line/col are null for errors GitHub reports without a position.
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -45,8 +45,13 @@ async function check(name, content) {
 
 const args = process.argv.slice(2);
 if (args.length === 0) {
-  const content = readFileSync(0, "utf8");
-  console.log(JSON.stringify(await check(process.env.ORACLE_NAME ?? "stdin.yml", content)));
+  const out = [];
+  for (const line of readFileSync(0, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const { name, content } = JSON.parse(line);
+    out.push(JSON.stringify(await check(name, content)));
+  }
+  console.log(out.join("\n"));
 } else {
   const out = [];
   for (const arg of args) {

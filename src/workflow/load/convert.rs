@@ -519,9 +519,6 @@ impl Converter<'_> {
 
     /// GitHub's rules for `needs`: at least one job without needs, no unknown job, no cycle.
     fn check_needs(&mut self, jobs_pos: Pos, jobs: &IndexMap<JobId, Job>) {
-        if jobs.is_empty() {
-            return;
-        }
         if jobs.values().all(|j| !j.needs.is_empty()) {
             self.error(
                 jobs_pos,

@@ -121,6 +121,12 @@ impl Reader<'_> {
                 }
                 return;
             }
+            Scanned::Insert => {
+                let message =
+                    format!("`${{{{ insert }}}}` is only allowed as a mapping key, not as {}", self.what());
+                self.error(node.pos, message);
+                return;
+            }
             Scanned::LiteralString(s) => Value::String(crate::workflow::yaml::Str {
                 text: s.clone(),
                 style: crate::workflow::yaml::Style::SingleQuoted,
@@ -235,7 +241,7 @@ impl Reader<'_> {
             Value::String(s) => {
                 if s.text.contains("${{") {
                     let scanned = self.scan(key, cx);
-                    if scanned == Scanned::Expression {
+                    if matches!(scanned, Scanned::Expression | Scanned::Insert) {
                         *has_expression_key = true;
                         if cx.is_empty() {
                             let message = format!(

@@ -3,7 +3,7 @@
 //! contexts and functions of its place; errors point at the expression's `${{`.
 
 use crate::workflow::diag::{Diagnostic, Pos};
-use crate::workflow::expr::Allowed;
+use crate::workflow::expr::{Allowed, Expr};
 use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::yaml::{Lines, Node, Style, Value};
 
@@ -16,6 +16,8 @@ pub enum Scanned {
     LiteralString(String),
     /// One or more valid expressions.
     Expression,
+    /// `${{ insert }}` alone: GitHub's directive to merge a mapping in, only valid as a key.
+    Insert,
 }
 
 /// One `${{ … }}` found in a string: its inner text and its char offset in the string.
@@ -74,9 +76,7 @@ fn literal_string(expr: &str) -> Option<String> {
 /// Checks one expression against what its place allows.
 pub fn check_expression(expr: &str, cx: &AllowedCx) -> Result<(), String> {
     let allowed = Allowed { contexts: &cx.contexts, functions: &cx.functions };
-    // Wired to `Expr::parse` once the expression parser lands on main.
-    let _ = (expr, allowed);
-    Ok(())
+    Expr::parse(expr, &allowed).map(|_| ()).map_err(|e| e.message)
 }
 
 pub fn scan(
@@ -104,9 +104,11 @@ pub fn scan(
         let trimmed = part.inner.trim();
         let error = if trimmed.is_empty() {
             Some(format!("an expression was expected inside `${{{{ }}}}` in {what}"))
-        } else if trimmed == "insert" || trimmed.starts_with("insert ") {
-            // GitHub's `insert` directive only works for a whole mapping key.
-            Some(format!("the `insert` directive is not allowed in {what}"))
+        } else if trimmed == "insert" && whole {
+            return Scanned::Insert;
+        } else if trimmed == "insert" || trimmed.starts_with("insert ") || trimmed.starts_with("insert\t") {
+            // GitHub's `insert` directive takes no arguments and fills a whole mapping key.
+            Some(format!("the `insert` directive is only allowed alone, as a mapping key, not in {what}"))
         } else {
             check_expression(trimmed, cx).err().map(|e| format!("invalid expression in {what}: {e}"))
         };
