@@ -125,6 +125,31 @@ pub fn js_number(n: f64) -> String {
 
 /// A parsed document: its root (None for an empty document) or the syntax error.
 pub fn parse(text: &str) -> Result<Option<Node>, Diagnostic> {
+    let first = match parse_once(text) {
+        Err(e) if e.message.ends_with("invalid indentation") => e,
+        other => return other,
+    };
+    // npm `yaml` accepts a flow collection's closing bracket at the indentation of its
+    // key; the event parser does not. Indent each such line it trips on and read again
+    // (no node starts on those lines, so no position moves).
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut error = first.clone();
+    for _ in 0..64 {
+        let Some(line) = lines.get_mut(error.pos.line as usize - 1) else { break };
+        if !line.trim_start().starts_with([']', '}']) {
+            break;
+        }
+        line.insert_str(0, "    ");
+        match parse_once(&lines.join("\n")) {
+            Err(e) if e.message.ends_with("invalid indentation") => error = e,
+            Err(_) => break,
+            ok => return ok,
+        }
+    }
+    Err(first)
+}
+
+fn parse_once(text: &str) -> Result<Option<Node>, Diagnostic> {
     let mut builder =
         Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), lines: Lines::new(text) };
     builder.document()
@@ -168,6 +193,49 @@ impl<'a> Lines<'a> {
             let chars: Vec<char> = self.line(line).chars().take(limit).collect();
             if let Some(i) = chars.iter().rposition(|&c| c == '|' || c == '>') {
                 return Some(Pos::new(line, i as u32 + 1));
+            }
+            line -= 1;
+            limit = usize::MAX;
+        }
+        None
+    }
+
+    /// Just after the `:` that ends the key starting at `pos`, when on the same line.
+    fn after_colon(&self, pos: Pos) -> Option<Pos> {
+        let chars: Vec<char> = self.line(pos.line).chars().collect();
+        let mut i = pos.col as usize - 1;
+        let quote = chars.get(i).copied().filter(|c| *c == '"' || *c == '\'');
+        if let Some(q) = quote {
+            i += 1;
+            while i < chars.len() && chars[i] != q {
+                i += if chars[i] == '\\' && q == '"' { 2 } else { 1 };
+            }
+            i += 1;
+        }
+        while i < chars.len() {
+            if chars[i] == ':' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()) {
+                return Some(Pos::new(pos.line, i as u32 + 2));
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Just after the nearest block-sequence dash before `pos`.
+    fn after_dash_before(&self, pos: Pos) -> Option<Pos> {
+        let mut line = pos.line;
+        let mut limit = pos.col as usize - 1;
+        while line >= 1 {
+            let chars: Vec<char> = self.line(line).chars().take(limit).collect();
+            for i in (0..chars.len()).rev() {
+                if chars[i] == '-' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()) {
+                    // The event parser marks the empty item at the next item's content:
+                    // the dash right before the mark is that next item's.
+                    if line == pos.line && chars[i + 1..].iter().all(|c| c.is_whitespace()) {
+                        continue;
+                    }
+                    return Some(Pos::new(line, i as u32 + 2));
+                }
             }
             line -= 1;
             limit = usize::MAX;
@@ -240,7 +308,13 @@ impl Builder<'_> {
                 } else {
                     pos
                 };
-                let value = scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()));
+                let tag = match &tag {
+                    Some(t) => Some(core_tag(t).ok_or_else(|| {
+                        Diagnostic::new(pos, format!("unsupported YAML tag `{}{}`", t.handle, t.suffix))
+                    })?),
+                    None => None,
+                };
+                let value = scalar(text, style, tag.flatten());
                 (anchor, Node { pos, value })
             }
             Event::SequenceStart(anchor, _) => {
@@ -250,7 +324,16 @@ impl Builder<'_> {
                     if event == Event::SequenceEnd {
                         break;
                     }
-                    items.push(self.node(event, mark)?);
+                    let empty =
+                        matches!(&event, Event::Scalar(t, TScalarStyle::Plain, _, None) if t.is_empty());
+                    let mut item = self.node(event, mark)?;
+                    if empty {
+                        // An empty item sits right after its dash, as npm `yaml` has it.
+                        if let Some(pos) = self.lines.after_dash_before(item.pos) {
+                            item.pos = pos;
+                        }
+                    }
+                    items.push(item);
                 }
                 // An indentless sequence is marked at its first item; GitHub puts it at the dash.
                 let pos = match self.lines.char_at(pos) {
@@ -274,7 +357,15 @@ impl Builder<'_> {
                         ));
                     }
                     let (event, mark) = self.next()?;
-                    let value = self.node(event, mark)?;
+                    let empty =
+                        matches!(&event, Event::Scalar(t, TScalarStyle::Plain, _, None) if t.is_empty());
+                    let mut value = self.node(event, mark)?;
+                    if empty {
+                        // An empty value sits right after its key's colon, as npm `yaml` has it.
+                        if let Some(pos) = self.lines.after_colon(key.pos) {
+                            value.pos = pos;
+                        }
+                    }
                     entries.push((key, value));
                 }
                 // A block mapping is marked after its first key; GitHub puts it at the key.
@@ -295,6 +386,18 @@ impl Builder<'_> {
     }
 }
 
+/// The core-schema type a tag names (`!!int`, `!<tag:yaml.org,2002:str>`): Some(None)
+/// for a local tag (`!foo`, ignored as npm `yaml` does), None for a type outside the
+/// core schema (`!!timestamp`), which GitHub rejects.
+fn core_tag(tag: &yaml_rust2::parser::Tag) -> Option<Option<&'static str>> {
+    let name = match (tag.handle.as_str(), tag.suffix.strip_prefix("tag:yaml.org,2002:")) {
+        (_, Some(name)) => name,
+        ("!!", None) | ("tag:yaml.org,2002:", None) => tag.suffix.as_str(),
+        _ => return Some(None),
+    };
+    ["str", "int", "float", "bool", "null", "seq", "map"].into_iter().find(|t| *t == name).map(Some)
+}
+
 fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
     let style = match style {
         TScalarStyle::Plain => Style::Plain,
@@ -305,6 +408,12 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
     match tag {
         Some("str") => return Value::String(Str { text, style }),
         Some("null") => return Value::Null,
+        Some("int" | "float" | "bool") => {
+            // The tag decides the type even of a quoted scalar (`!!int "300"`).
+            if let Some(value @ (Value::Number(_) | Value::Bool(_))) = resolve_plain(&text) {
+                return value;
+            }
+        }
         _ => {}
     }
     if style == Style::Plain {
@@ -435,6 +544,10 @@ mod tests {
         assert_eq!(entries[4].1.pos, Pos::new(9, 1));
         assert_eq!(entries[5].1.pos, Pos::new(10, 4));
         assert_eq!(entries[5].1.get("h").unwrap().pos, Pos::new(10, 8));
+        let empty = root("on:\n  push:\n\njobs: {}\n");
+        assert_eq!(empty.get("on").unwrap().get("push").unwrap().pos, Pos::new(2, 8));
+        let items = root("paths:\n  -\n  - a\n");
+        assert_eq!(items.get("paths").unwrap().as_seq().unwrap()[0].pos, Pos::new(2, 4));
     }
 
     #[test]
