@@ -8,8 +8,12 @@
 
 mod deliveries;
 mod migrate;
+mod outbox;
+mod runs;
 
 pub use deliveries::{Delivery, DeliveryInsert};
+pub use outbox::{OutboxItem, PendingCheckRun};
+pub use runs::{Annotation, CheckRunState, JobStatus, NewJob, NewRun, RunIds, RunRow, Tx};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -26,6 +26,7 @@ CREATE TABLE runs (
     run_attempt   BIGINT NOT NULL,
     event         TEXT NOT NULL,
     delivery_id   TEXT REFERENCES deliveries (id),
+    installation_id BIGINT,               -- the GitHub App installation reporting for it
     head_sha      TEXT NOT NULL,
     git_ref       TEXT NOT NULL,
     run_name      TEXT NOT NULL,
@@ -43,6 +44,8 @@ CREATE TABLE jobs (
     runs_on      TEXT NOT NULL,          -- JSON array of labels
     needs        TEXT NOT NULL,          -- JSON array of job ids
     matrix       TEXT,                   -- JSON object or NULL
+    condition    TEXT NOT NULL,          -- the `if` left for run time
+    concurrency  TEXT,                   -- evaluated group, or NULL
     status       TEXT NOT NULL,
     conclusion   TEXT,
     check_run_id BIGINT,
@@ -65,15 +68,27 @@ CREATE TABLE steps (
     UNIQUE (job_id, number)
 );
 
--- What the forge must hear about, written in the same transaction as the change.
+-- One check run on the forge per job (or per broken workflow file).
+CREATE TABLE check_runs (
+    id              INTEGER PRIMARY KEY,
+    run_id          BIGINT NOT NULL REFERENCES runs (id),
+    job_id          BIGINT REFERENCES jobs (id),
+    repo            TEXT NOT NULL,
+    installation_id BIGINT,
+    forge_id        BIGINT,             -- the forge's check run id, once created
+    created_at      BIGINT NOT NULL
+);
+
+-- What the forge must hear about, written in the same transaction as the change: the
+-- check run's whole wanted state, so a later row supersedes an earlier one.
 CREATE TABLE outbox (
     id              INTEGER PRIMARY KEY,
-    job_id          BIGINT REFERENCES jobs (id),
-    kind            TEXT NOT NULL,
-    payload         TEXT NOT NULL,
+    check_run_id    BIGINT NOT NULL REFERENCES check_runs (id),
+    payload         TEXT NOT NULL,      -- JSON body of the check-run request
     created_at      BIGINT NOT NULL,
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
-    delivered_at    BIGINT
+    delivered_at    BIGINT,
+    last_error      TEXT
 );
-CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
+CREATE INDEX outbox_pending ON outbox (check_run_id, id) WHERE delivered_at IS NULL;

@@ -1,0 +1,287 @@
+//! Runs, their jobs, and the check runs that show them on the forge.
+//!
+//! Everything a delivery causes is written in one [`Tx`]: the runs, their jobs, the
+//! check runs' first wanted state in the outbox, and the delivery marked processed. A
+//! crash before the commit leaves the delivery unprocessed, to be processed again at the
+//! next start; a crash after it leaves nothing to redo. Either way: exactly one run.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_ms, Store, StoreError};
+
+/// A run to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun<'a> {
+    pub repo: &'a str,
+    /// The workflow file's path.
+    pub workflow: &'a str,
+    pub workflow_name: &'a str,
+    pub event: &'a str,
+    pub delivery_id: Option<&'a str>,
+    pub installation_id: Option<i64>,
+    pub head_sha: &'a str,
+    pub git_ref: &'a str,
+    pub run_attempt: i64,
+}
+
+/// A run as recorded: the numbers the workflow's `github` context shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunIds {
+    pub run_id: i64,
+    pub run_number: i64,
+}
+
+/// One planned job to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob<'a> {
+    pub job_key: &'a str,
+    pub name: &'a str,
+    pub runs_on: &'a [String],
+    pub needs: &'a [String],
+    pub matrix: Option<&'a serde_json::Value>,
+    pub condition: &'a str,
+    pub concurrency: Option<&'a str>,
+    pub status: JobStatus,
+}
+
+/// Where a job is in its life. Hosts and execution add the states between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::InProgress => "in_progress",
+            JobStatus::Completed => "completed",
+        }
+    }
+}
+
+/// What a check run should show: the forge-neutral whole state. The reporter turns it
+/// into the forge's request; a later state supersedes an earlier one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRunState {
+    pub name: String,
+    pub head_sha: String,
+    /// `queued`, `in_progress` or `completed`.
+    pub status: String,
+    /// With `completed`: `success`, `failure`, `action_required`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conclusion: Option<String>,
+    pub title: String,
+    pub summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
+}
+
+/// A note on a line of a file, shown on the forge beside the code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_column: Option<u32>,
+    /// `notice`, `warning` or `failure`, as the forge names them.
+    pub level: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// A write transaction over runs, jobs, check runs and deliveries.
+pub struct Tx {
+    tx: Transaction<'static, Any>,
+}
+
+impl Store {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx { tx: self.pool().begin().await? })
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Records a run with the next run number of its repository and workflow.
+    pub async fn insert_run(&mut self, run: &NewRun<'_>) -> Result<RunIds, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO run_numbers (repo, workflow, last) VALUES ($1, $2, 1) \
+             ON CONFLICT (repo, workflow) DO UPDATE SET last = run_numbers.last + 1 RETURNING last",
+        )
+        .bind(run.repo)
+        .bind(run.workflow)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let run_number: i64 = row.try_get("last")?;
+        let row = sqlx::query(
+            "INSERT INTO runs (repo, workflow, workflow_name, run_number, run_attempt, event, delivery_id, \
+             installation_id, head_sha, git_ref, run_name, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12) RETURNING id",
+        )
+        .bind(run.repo)
+        .bind(run.workflow)
+        .bind(run.workflow_name)
+        .bind(run_number)
+        .bind(run.run_attempt)
+        .bind(run.event)
+        .bind(run.delivery_id)
+        .bind(run.installation_id)
+        .bind(run.head_sha)
+        .bind(run.git_ref)
+        .bind(run.workflow_name)
+        .bind(now_ms())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(RunIds { run_id: row.try_get("id")?, run_number })
+    }
+
+    /// Sets what the run shows as its name (`run-name`, evaluated) and, when it ended
+    /// before it started (a broken workflow), its outcome.
+    pub async fn finish_run_setup(
+        &mut self,
+        run_id: i64,
+        run_name: &str,
+        conclusion: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let status = if conclusion.is_some() { "completed" } else { "queued" };
+        sqlx::query("UPDATE runs SET run_name = $1, status = $2, conclusion = $3 WHERE id = $4")
+            .bind(run_name)
+            .bind(status)
+            .bind(conclusion)
+            .bind(run_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_job(&mut self, run_id: i64, job: &NewJob<'_>) -> Result<i64, StoreError> {
+        let json = |labels: &[String]| serde_json::to_string(labels).expect("string lists serialise");
+        let row = sqlx::query(
+            "INSERT INTO jobs (run_id, job_key, name, runs_on, needs, matrix, condition, concurrency, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(job.job_key)
+        .bind(job.name)
+        .bind(json(job.runs_on))
+        .bind(json(job.needs))
+        .bind(job.matrix.map(|m| m.to_string()))
+        .bind(job.condition)
+        .bind(job.concurrency)
+        .bind(job.status.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Creates the record of a check run (for a job, or for a run without jobs) and
+    /// queues its first state for the forge.
+    pub async fn insert_check_run(
+        &mut self,
+        run_id: i64,
+        job_id: Option<i64>,
+        repo: &str,
+        installation_id: Option<i64>,
+        state: &CheckRunState,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO check_runs (run_id, job_id, repo, installation_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(run_id)
+        .bind(job_id)
+        .bind(repo)
+        .bind(installation_id)
+        .bind(now_ms())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let check_run_id: i64 = row.try_get("id")?;
+        self.queue_check_run_state(check_run_id, state).await?;
+        Ok(check_run_id)
+    }
+
+    /// Queues a new wanted state of a check run; it supersedes undelivered earlier ones.
+    pub async fn queue_check_run_state(
+        &mut self,
+        check_run_id: i64,
+        state: &CheckRunState,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO outbox (check_run_id, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(check_run_id)
+        .bind(serde_json::to_string(state).expect("check run states serialise"))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_delivery_processed(&mut self, id: &str, outcome: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deliveries SET processed_at = $1, outcome = $2 WHERE id = $3")
+            .bind(now_ms())
+            .bind(outcome)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A recorded run, for the API and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: i64,
+    pub repo: String,
+    pub workflow: String,
+    pub run_number: i64,
+    pub run_attempt: i64,
+    pub event: String,
+    pub delivery_id: Option<String>,
+    pub head_sha: String,
+    pub run_name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+}
+
+impl Store {
+    pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, repo, workflow, run_number, run_attempt, event, delivery_id, head_sha, run_name, status, \
+             conclusion FROM runs ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RunRow {
+                    id: row.try_get("id")?,
+                    repo: row.try_get("repo")?,
+                    workflow: row.try_get("workflow")?,
+                    run_number: row.try_get("run_number")?,
+                    run_attempt: row.try_get("run_attempt")?,
+                    event: row.try_get("event")?,
+                    delivery_id: row.try_get("delivery_id")?,
+                    head_sha: row.try_get("head_sha")?,
+                    run_name: row.try_get("run_name")?,
+                    status: row.try_get("status")?,
+                    conclusion: row.try_get("conclusion")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
