@@ -32,6 +32,9 @@ pub struct Config {
     pub repos: Vec<RepoConfig>,
     #[serde(rename = "host")]
     pub hosts: Vec<HostConfig>,
+    /// The folder relative paths are relative to: the config file's, or the working directory.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -227,7 +230,13 @@ impl Config {
         Ok(())
     }
 
+    /// Workflows for any repository when no `[[repo]]` is configured: `./workflows/`.
+    pub fn default_workflow_patterns(&self) -> Vec<String> {
+        default_repo_workflows().iter().map(|p| self.base_dir.join(p).display().to_string()).collect()
+    }
+
     fn resolve(&mut self, base: &Path) {
+        self.base_dir = base.to_path_buf();
         let join = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use tokio::sync::Notify;
+
 use crate::config::Config;
+use crate::farm::Farm;
 use crate::store::Store;
 use crate::web::{router, AppState};
 
@@ -58,14 +61,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
-    let deliveries_waiting = Arc::new(tokio::sync::Notify::new());
-    let processor =
-        tokio::spawn(crate::farm::deliveries::process_forever(store.clone(), deliveries_waiting.clone()));
+    let listen = config.server.listen;
+    let farm = Arc::new(Farm {
+        config: Arc::new(config),
+        store: store.clone(),
+        deliveries_waiting: Arc::new(Notify::new()),
+        outbox_waiting: Arc::new(Notify::new()),
+    });
+    let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
 
-    let app = router(AppState { store: store.clone(), webhook_secret, deliveries_waiting });
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let app = router(AppState {
+        store: store.clone(),
+        webhook_secret,
+        deliveries_waiting: farm.deliveries_waiting.clone(),
+    });
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(listen = %listener.local_addr()?, "metalfarm is serving");
     // Scripts and tests read the address from here (the port may be 0 in the config).
     eprintln!("metalfarm: listening on http://{}", listener.local_addr()?);

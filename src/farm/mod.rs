@@ -2,3 +2,22 @@
 //! language and (later) the hosts together.
 
 pub mod deliveries;
+pub mod start;
+pub mod workflows;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// What the farm's tasks share.
+pub struct Farm {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// Woken when a delivery is stored.
+    pub deliveries_waiting: Arc<Notify>,
+    /// Woken when check-run states are queued.
+    pub outbox_waiting: Arc<Notify>,
+}

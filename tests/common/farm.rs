@@ -48,6 +48,28 @@ impl FarmServer {
         let _ = self.child.wait();
     }
 
+    /// Writes a file under the server's folder (the config's folder), e.g. a workflow.
+    pub fn write(&self, path: &str, text: &str) {
+        let path = self.dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    pub async fn store(&self) -> metalfarm::store::Store {
+        metalfarm::store::Store::open(&self.database_url()).await.expect("open the farm's database")
+    }
+
+    /// Waits (bounded) until every stored delivery is processed.
+    pub async fn processed(&self) {
+        let store = self.store().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !store.unprocessed_deliveries(1).await.expect("query").is_empty() {
+            assert!(std::time::Instant::now() < deadline, "deliveries left unprocessed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
+    }
+
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.dir.path().join("data/metalfarm.db").display())
     }
@@ -156,8 +178,8 @@ pub async fn try_deliver(
 }
 
 /// A real webhook payload from `@octokit/webhooks-examples`: the first example of `event`
-/// whose `action` is `action` (or any, for events without actions).
-pub fn example_payload(event: &str, action: Option<&str>) -> serde_json::Value {
+/// for which `matches` holds.
+pub fn example_payload(event: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let index: PathBuf =
         super::oracle_dir().join("node_modules/@octokit/webhooks-examples/api.github.com/index.json");
     let text = std::fs::read_to_string(&index).unwrap_or_else(|e| panic!("reading {}: {e}", index.display()));
@@ -167,6 +189,6 @@ pub fn example_payload(event: &str, action: Option<&str>) -> serde_json::Value {
         .iter()
         .filter(|entry| entry["name"] == event)
         .flat_map(|entry| entry["examples"].as_array().cloned().unwrap_or_default())
-        .find(|example| action.is_none_or(|a| example["action"] == a))
-        .unwrap_or_else(|| panic!("no {event} {action:?} example in @octokit/webhooks-examples"))
+        .find(|example| matches(example))
+        .unwrap_or_else(|| panic!("no such {event} example in @octokit/webhooks-examples"))
 }

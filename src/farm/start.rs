@@ -1,0 +1,218 @@
+//! From an event to recorded runs: which workflows it triggers, their plans, the jobs
+//! and the check runs, all in the caller's transaction.
+//!
+//! A workflow file that does not load still shows up: one completed check run with
+//! conclusion `failure`, the errors in its summary and an annotation on each line, as
+//! GitHub shows "Invalid workflow file".
+
+use crate::store::{Annotation, CheckRunState, JobStatus, NewJob, NewRun, StoreError, Tx};
+use crate::workflow::event::{Event, RunInfo};
+use crate::workflow::load::{load, LoadOptions};
+use crate::workflow::plan::{plan, MatrixPlan, PlanOptions};
+use crate::workflow::triggers::{triggers, TriggerContext};
+
+use super::workflows::WorkflowFile;
+
+/// What the forge delivery says about where the runs belong.
+#[derive(Debug, Clone)]
+pub struct EventOrigin<'a> {
+    pub repo: &'a str,
+    pub installation_id: Option<i64>,
+    pub delivery_id: Option<&'a str>,
+    /// The commit the check runs attach to (a pull request's head, not its merge commit).
+    pub check_sha: &'a str,
+}
+
+/// What one event did: for the delivery's outcome and the logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub runs: usize,
+    pub jobs: usize,
+    pub invalid_files: usize,
+}
+
+impl Started {
+    pub fn describe(&self) -> String {
+        format!("{} run(s), {} job(s), {} invalid workflow file(s)", self.runs, self.jobs, self.invalid_files)
+    }
+}
+
+/// Records the runs `event` starts among `files`.
+pub async fn start_runs(
+    tx: &mut Tx,
+    event: &Event,
+    origin: &EventOrigin<'_>,
+    files: &[WorkflowFile],
+) -> Result<Started, StoreError> {
+    let mut started = Started::default();
+    let git_ref = event.git_ref().map(|r| r.full).unwrap_or_default();
+    let run_sha = event.sha().unwrap_or(origin.check_sha).to_owned();
+    for file in files {
+        let loaded = load(&file.text, &LoadOptions { syntax_only: false });
+        let Some(workflow) = loaded.workflow.filter(|_| loaded.diagnostics.is_empty()) else {
+            // GitHub reports a broken file on the events that would have read it.
+            if matches!(event.name.as_str(), "push" | "pull_request") {
+                record_invalid_file(tx, event, origin, &run_sha, &git_ref, file, &loaded.diagnostics).await?;
+                started.invalid_files += 1;
+            }
+            continue;
+        };
+        let trigger = match triggers(
+            &workflow,
+            event,
+            &TriggerContext { workflow_path: &file.path, changed_files: None },
+        ) {
+            Ok(Some(trigger)) => trigger,
+            Ok(None) => continue,
+            Err(err) => {
+                let diagnostic = crate::workflow::diag::Diagnostic::new(err.pos, err.error.to_string());
+                record_invalid_file(tx, event, origin, &run_sha, &git_ref, file, &[diagnostic]).await?;
+                started.invalid_files += 1;
+                continue;
+            }
+        };
+        let workflow_name = workflow.name.as_ref().map_or(file.path.clone(), |n| n.value.clone());
+        let ids = tx
+            .insert_run(&NewRun {
+                repo: origin.repo,
+                workflow: &file.path,
+                workflow_name: &workflow_name,
+                event: &trigger.event,
+                delivery_id: origin.delivery_id,
+                installation_id: origin.installation_id,
+                head_sha: &run_sha,
+                git_ref: &git_ref,
+                run_attempt: 1,
+            })
+            .await?;
+        started.runs += 1;
+        let options = PlanOptions {
+            path: file.path.clone(),
+            run: RunInfo {
+                run_id: ids.run_id.to_string(),
+                run_number: ids.run_number.to_string(),
+                run_attempt: "1".into(),
+                sha: Some(run_sha.clone()),
+                ..RunInfo::default()
+            },
+            vars: Default::default(),
+        };
+        let planned = match plan(&workflow, event, &options) {
+            Ok(planned) => planned,
+            Err(err) => {
+                // GitHub fails such a run before any job starts.
+                tx.finish_run_setup(ids.run_id, &workflow_name, Some("failure")).await?;
+                let diagnostic = crate::workflow::diag::Diagnostic::new(err.pos, err.message);
+                let state = invalid_state(&workflow_name, origin.check_sha, file, &[diagnostic]);
+                tx.insert_check_run(ids.run_id, None, origin.repo, origin.installation_id, &state).await?;
+                continue;
+            }
+        };
+        tx.finish_run_setup(ids.run_id, &planned.run_name, None).await?;
+        for job in &planned.jobs {
+            let matrix = match &job.matrix {
+                MatrixPlan::None => None,
+                MatrixPlan::Combination(c) => Some(crate::workflow::expr::Value::Object(c.clone()).to_json()),
+                MatrixPlan::Deferred(text) => Some(serde_json::Value::String(text.clone())),
+            };
+            let job_id = tx
+                .insert_job(
+                    ids.run_id,
+                    &NewJob {
+                        job_key: &job.id,
+                        name: &job.name,
+                        runs_on: &job.runs_on,
+                        needs: &job.needs,
+                        matrix: matrix.as_ref(),
+                        condition: &job.if_,
+                        concurrency: job.concurrency.as_ref().map(|c| c.group.as_str()),
+                        status: JobStatus::Queued,
+                    },
+                )
+                .await?;
+            let state = CheckRunState {
+                name: format!("{} / {}", planned.name, job.name),
+                head_sha: origin.check_sha.to_owned(),
+                status: "queued".into(),
+                conclusion: None,
+                title: "Queued".into(),
+                summary: queued_summary(&job.runs_on, &job.needs),
+                annotations: Vec::new(),
+            };
+            tx.insert_check_run(ids.run_id, Some(job_id), origin.repo, origin.installation_id, &state)
+                .await?;
+            started.jobs += 1;
+        }
+    }
+    Ok(started)
+}
+
+fn queued_summary(labels: &[String], needs: &[String]) -> String {
+    let mut text = format!("Waiting for a host with labels [{}].", labels.join(", "));
+    if !needs.is_empty() {
+        text.push_str(&format!("\n\nRuns after: {}.", needs.join(", ")));
+    }
+    text
+}
+
+async fn record_invalid_file(
+    tx: &mut Tx,
+    event: &Event,
+    origin: &EventOrigin<'_>,
+    run_sha: &str,
+    git_ref: &str,
+    file: &WorkflowFile,
+    diagnostics: &[crate::workflow::diag::Diagnostic],
+) -> Result<(), StoreError> {
+    let ids = tx
+        .insert_run(&NewRun {
+            repo: origin.repo,
+            workflow: &file.path,
+            workflow_name: &file.path,
+            event: &event.name,
+            delivery_id: origin.delivery_id,
+            installation_id: origin.installation_id,
+            head_sha: run_sha,
+            git_ref,
+            run_attempt: 1,
+        })
+        .await?;
+    tx.finish_run_setup(ids.run_id, &file.path, Some("failure")).await?;
+    let state = invalid_state(&file.path, origin.check_sha, file, diagnostics);
+    tx.insert_check_run(ids.run_id, None, origin.repo, origin.installation_id, &state).await?;
+    Ok(())
+}
+
+/// The failed check run of a workflow that cannot run: every error in the summary and
+/// as an annotation on its line.
+fn invalid_state(
+    name: &str,
+    head_sha: &str,
+    file: &WorkflowFile,
+    diagnostics: &[crate::workflow::diag::Diagnostic],
+) -> CheckRunState {
+    let mut summary = format!("The workflow is not valid. `{}`:\n\n", file.path);
+    for diagnostic in diagnostics {
+        summary.push_str(&format!("- {}\n", diagnostic.render(&file.path)));
+    }
+    CheckRunState {
+        name: name.to_owned(),
+        head_sha: head_sha.to_owned(),
+        status: "completed".into(),
+        conclusion: Some("failure".into()),
+        title: "Invalid workflow file".into(),
+        summary,
+        annotations: diagnostics
+            .iter()
+            .map(|d| Annotation {
+                path: file.path.clone(),
+                start_line: d.pos.line,
+                end_line: d.pos.line,
+                start_column: Some(d.pos.col),
+                level: "failure".into(),
+                message: d.message.clone(),
+                title: Some("Invalid workflow file".into()),
+            })
+            .collect(),
+    }
+}
