@@ -20,6 +20,8 @@ struct Usage {
     peak_rss_kib: i64,
 }
 
+// The child is reaped by wait4 below (which also reports its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Usage {
     let start = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");

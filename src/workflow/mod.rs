@@ -11,9 +11,11 @@
 //! - [`matrix`]: `strategy.matrix` expansion
 //! - [`plan`]: the jobs a triggered workflow becomes
 //! - [`cron`]: POSIX cron schedules as GitHub accepts them
+//! - [`event`]: an event's `github` and `inputs` contexts, ref, commit and changed files
 
 pub mod cron;
 pub mod diag;
+pub mod event;
 pub mod expr;
 pub mod filters;
 pub mod load;

@@ -1,0 +1,185 @@
+//! `${{ }}` inside YAML strings, split and checked as GitHub's template reader does:
+//! an expression ends at the first `}}` outside a `'string'`; each one is parsed with the
+//! contexts and functions of its place; errors point at the expression's `${{`.
+
+use crate::workflow::diag::{Diagnostic, Pos};
+use crate::workflow::expr::{Allowed, Expr};
+use crate::workflow::load::reader::AllowedCx;
+use crate::workflow::yaml::{Lines, Node, Style, Value};
+
+/// What a scalar turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scanned {
+    /// No expression (or one that failed: then it counts as plain text, as on GitHub).
+    Literal,
+    /// `${{ 'text' }}` alone: the string `text`.
+    LiteralString(String),
+    /// One or more valid expressions.
+    Expression,
+    /// `${{ insert }}` alone: GitHub's directive to merge a mapping in, only valid as a key.
+    Insert,
+}
+
+/// One `${{ … }}` found in a string: its inner text and its char offset in the string.
+pub struct Part<'s> {
+    pub inner: &'s str,
+    pub start: usize,
+}
+
+/// Splits `raw` into its `${{ }}` parts. Err(()) when one is not closed.
+pub fn parts(raw: &str) -> Result<Vec<Part<'_>>, ()> {
+    let mut out = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut from = 0;
+    while let Some(found) = raw[from..].find("${{") {
+        let start = from + found;
+        let mut i = start + 3;
+        let mut in_string = false;
+        let mut end = None;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\'' => in_string = !in_string,
+                b'}' if !in_string && bytes[i - 1] == b'}' && i > start + 3 => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = end.ok_or(())?;
+        out.push(Part { inner: &raw[start + 3..end - 1], start });
+        from = end + 1;
+    }
+    Ok(out)
+}
+
+/// GitHub's literal-string shortcut: `'text'` (with `''` escapes) and nothing else.
+fn literal_string(expr: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut in_string = false;
+    for (i, c) in expr.chars().enumerate() {
+        if c == '\'' {
+            in_string = !in_string;
+            if in_string && i != 0 {
+                out.push(c);
+            }
+        } else if !in_string {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Checks one expression against what its place allows.
+pub fn check_expression(expr: &str, cx: &AllowedCx) -> Result<(), String> {
+    let allowed = Allowed { contexts: &cx.contexts, functions: &cx.functions };
+    Expr::parse(expr, &allowed).map(|_| ()).map_err(|e| e.message)
+}
+
+pub fn scan(
+    node: &Node,
+    cx: &AllowedCx,
+    lines: &Lines<'_>,
+    diags: &mut Vec<Diagnostic>,
+    what: &str,
+) -> Scanned {
+    let Value::String(s) = &node.value else { return Scanned::Literal };
+    let raw = s.text.as_str();
+    if !raw.contains("${{") {
+        return Scanned::Literal;
+    }
+    let Ok(parts) = parts(raw) else {
+        diags.push(Diagnostic::new(
+            node.pos,
+            format!("the expression in {what} is not closed: a `${{{{` without its `}}}}`"),
+        ));
+        return Scanned::Literal;
+    };
+    let mut failed = false;
+    let whole = parts.len() == 1 && parts[0].start == 0 && parts[0].inner.len() + 5 == raw.len();
+    for (index, part) in parts.iter().enumerate() {
+        let trimmed = part.inner.trim();
+        let error = if trimmed.is_empty() {
+            Some(format!("an expression was expected inside `${{{{ }}}}` in {what}"))
+        } else if trimmed == "insert" && whole {
+            return Scanned::Insert;
+        } else if trimmed == "insert" || trimmed.starts_with("insert ") || trimmed.starts_with("insert\t") {
+            // GitHub's `insert` directive takes no arguments and fills a whole mapping key.
+            Some(format!("the `insert` directive is only allowed alone, as a mapping key, not in {what}"))
+        } else {
+            check_expression(trimmed, cx).err().map(|e| format!("invalid expression in {what}: {e}"))
+        };
+        if let Some(message) = error {
+            failed = true;
+            let pos = expression_pos(node, s.style, raw, part.start, index, lines);
+            diags.push(Diagnostic::new(pos, message));
+        }
+    }
+    if failed {
+        return Scanned::Literal;
+    }
+    if whole {
+        if let Some(text) = literal_string(parts[0].inner.trim()) {
+            return Scanned::LiteralString(text);
+        }
+    }
+    Scanned::Expression
+}
+
+/// Where GitHub reports an error in the `index`-th expression of a string: at its `${{`
+/// in the source (for a block scalar, on its own line).
+fn expression_pos(
+    node: &Node,
+    style: Style,
+    raw: &str,
+    start: usize,
+    _index: usize,
+    lines: &Lines<'_>,
+) -> Pos {
+    // The n-th `${{` of the value is the n-th `${{` of the source from the node on.
+    let nth = raw[..start].matches("${{").count();
+    let (mut line, mut col) = (node.pos.line, node.pos.col as usize);
+    if style == Style::Block {
+        line += 1;
+        col = 1;
+    }
+    let mut remaining = nth;
+    let last_line = line + raw.matches('\n').count() as u32 + 2;
+    while line <= last_line {
+        let text = lines.line(line);
+        let skip = text.char_indices().nth(col - 1).map_or(text.len(), |(b, _)| b);
+        let mut search = &text[skip..];
+        let mut offset = skip;
+        while let Some(i) = search.find("${{") {
+            if remaining == 0 {
+                let col = text[..offset + i].chars().count() + 1;
+                return Pos::new(line, col as u32);
+            }
+            remaining -= 1;
+            offset += i + 3;
+            search = &text[offset..];
+        }
+        line += 1;
+        col = 1;
+    }
+    node.pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_end_at_the_first_closing_braces_outside_strings() {
+        let p = parts("a ${{ x }} b ${{ '}}' }}").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].inner, " x ");
+        assert_eq!(p[1].inner, " '}}' ");
+        assert!(parts("${{ x }").is_err());
+        assert_eq!(literal_string("'it''s'"), Some("it's".to_string()));
+        assert_eq!(literal_string("'a' == 'b'"), None);
+    }
+}
