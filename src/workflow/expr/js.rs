@@ -138,10 +138,45 @@ pub fn number_coerce_string(n: f64) -> String {
         // toFixed falls back to ToString here; reparsing changes nothing.
         return number_to_string(n);
     }
-    let mut buf = ryu_js::Buffer::new();
-    let fixed = buf.format_to_fixed(n, 15);
+    let fixed = to_fixed_15(n.abs());
     let reparsed: f64 = fixed.parse().unwrap_or(f64::NAN);
-    number_to_string(reparsed)
+    number_to_string(if n < 0.0 { -reparsed } else { reparsed })
+}
+
+/// `x.toFixed(15)` for a finite `0 <= x < 1e21`: the exact value rounded to 15
+/// decimals, a tie rounding up (the spec picks the larger n).
+fn to_fixed_15(x: f64) -> String {
+    // Rust prints exact decimal expansions, rounding ties to even. A tie at the 16th
+    // decimal needs an exact expansion ending there, so x * 2^16 is an integer; only
+    // then print the 16 exact decimals and round half up by hand.
+    let scaled = x * 65536.0;
+    if scaled.fract() != 0.0 {
+        return format!("{x:.15}");
+    }
+    let exact = format!("{x:.16}");
+    let (kept, last) = exact.split_at(exact.len() - 1);
+    if last.as_bytes()[0] < b'5' {
+        return kept.to_string();
+    }
+    // Increment the last kept digit, carrying over nines (and the decimal point).
+    let mut digits: Vec<u8> = kept.bytes().collect();
+    let mut i = digits.len();
+    loop {
+        if i == 0 {
+            digits.insert(0, b'1');
+            break;
+        }
+        i -= 1;
+        match digits[i] {
+            b'.' => continue,
+            b'9' => digits[i] = b'0',
+            d => {
+                digits[i] = d + 1;
+                break;
+            }
+        }
+    }
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// Keys that are array indices ("0", "42", not "01" or "-1") come first in ascending
@@ -599,6 +634,11 @@ mod tests {
         assert_eq!(number_coerce_string(-0.0), "0");
         assert_eq!(number_coerce_string(f64::NAN), "NaN");
         assert_eq!(number_coerce_string(123456789012345678.0), "123456789012345680");
+        assert_eq!(number_coerce_string(1.8155653336393567e-17), "0");
+        // 2^-16 = 0.0000152587890625 exactly: a tie at the 16th decimal rounds up.
+        assert_eq!(number_coerce_string(2f64.powi(-16)), "0.000015258789063");
+        assert_eq!(number_coerce_string(-(2f64.powi(-16))), "-0.000015258789063");
+        assert_eq!(number_coerce_string(0.9999999999999999), "1");
     }
 
     #[test]

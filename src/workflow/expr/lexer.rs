@@ -155,9 +155,16 @@ impl<'s> Lexer<'s> {
                 _ => self.identifier()?,
             }
         }
-        self.start = self.pos;
-        self.start_utf16 = self.utf16;
-        self.add(TokenKind::Eof);
+        // As in GitHub's lexer, the end token is placed where the last token (or
+        // whitespace) began, which is where "Unexpected symbol: 'EOF'" points.
+        self.tokens.push(Token {
+            kind: TokenKind::Eof,
+            lexeme: "",
+            offset: self.start_utf16,
+            byte: self.start,
+            number: 0.0,
+            string: None,
+        });
         Ok(self.tokens)
     }
 
