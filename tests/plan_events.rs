@@ -169,6 +169,7 @@ fn pull_request_activity_types_and_base_branch() {
     }
     let opened = example("pull_request", |p| p["action"] == "opened");
     let plan = w.plan("pull_request", &opened);
+    assert_eq!(selected(&plan), vec!["default.yml", "to-master.yml"]);
     assert_eq!(workflow(&plan, "default.yml")["run_name"], opened["pull_request"]["title"]);
     // The same payload as pull_request_target selects only that workflow.
     assert_eq!(selected(&w.plan("pull_request_target", &opened)), vec!["target.yml"]);
@@ -375,6 +376,74 @@ jobs:
     assert_eq!(jobs[5]["needs"], json!(["build", "test"]));
     // A matrix computed from `needs` is expanded at run time: kept as written.
     assert_eq!(jobs[6]["matrix"], json!("${{ fromJSON(needs.deploy.outputs.matrix) }}"));
+}
+
+#[test]
+fn pull_request_paths_from_the_known_diff() {
+    let opened = example("pull_request", |p| p["action"] == "opened");
+    let w = Workflows::new(&[
+        ("src.yml", &on("  pull_request:\n    paths: ['src/**', '!src/docs/**']")),
+        ("not-docs.yml", &on("  pull_request:\n    paths-ignore: ['**.md']")),
+    ]);
+    // The payload lists no files: GitHub runs path-filtered workflows without a diff.
+    assert_eq!(selected(&w.plan("pull_request", &opened)), vec!["not-docs.yml", "src.yml"]);
+    let with_files = |files: &[&str]| {
+        let mut extra = Vec::new();
+        for f in files {
+            extra.extend(["--changed-file", f]);
+        }
+        let (status, stdout, stderr) = run_plan(w.dir.path(), "pull_request", &opened, &extra);
+        assert_eq!(status, Some(0), "{stderr}");
+        selected(&serde_json::from_str(&stdout).expect("JSON"))
+    };
+    assert_eq!(with_files(&["README.md"]), Vec::<String>::new());
+    assert_eq!(with_files(&["src/docs/x.md"]), Vec::<String>::new());
+    assert_eq!(with_files(&["src/lib.rs"]), vec!["not-docs.yml", "src.yml"]);
+    assert_eq!(with_files(&["README.md", "src/docs/a.rs"]), vec!["not-docs.yml"]);
+}
+
+#[test]
+fn job_names_of_matrix_jobs() {
+    let payload =
+        example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
+    let text = r#"on: push
+jobs:
+  literal:
+    name: Tests
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        os: [linux]
+        opt: ['', fast]
+        include:
+          - os: linux
+            extra: null
+    steps:
+      - run: echo
+  expression:
+    name: Tests on ${{ github.ref_name }}
+    runs-on: ubuntu-latest
+    strategy:
+      matrix:
+        os: [linux]
+    steps:
+      - run: echo
+  whole:
+    runs-on: ubuntu-latest
+    strategy:
+      matrix: ${{ fromJSON('{"os":["a","b"],"include":[{"os":"b","big":true}]}') }}
+    steps:
+      - run: echo
+"#;
+    let w = Workflows::new(&[("names.yml", text)]);
+    let plan = w.plan("push", &payload);
+    let jobs = workflow(&plan, "names.yml")["jobs"].as_array().unwrap().clone();
+    let names: Vec<&str> = jobs.iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        vec!["Tests (linux)", "Tests (linux, fast)", "Tests on master", "whole (a)", "whole (b, true)"]
+    );
+    assert_eq!(jobs[4]["matrix"], json!({"os": "b", "big": true}));
 }
 
 #[test]

@@ -50,6 +50,11 @@ pub struct PlanArgs {
     /// A configuration variable (`vars` context), `NAME=VALUE`; repeatable.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// A file the event changed, for `paths` filters; repeatable. Without it the
+    /// files are those a push's commits list, and a pull request (whose payload lists
+    /// none) passes its `paths` filters, as on GitHub when the diff is unknown.
+    #[arg(long = "changed-file", value_name = "PATH")]
+    pub changed_files: Vec<String>,
 }
 
 pub fn run(args: PlanArgs) -> ExitCode {
@@ -90,7 +95,8 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<bool> {
             }
             continue;
         };
-        let cx = TriggerContext { workflow_path: &path, changed_files: None };
+        let changed = (!args.changed_files.is_empty()).then_some(args.changed_files.as_slice());
+        let cx = TriggerContext { workflow_path: &path, changed_files: changed };
         let trigger = match triggers(&workflow, &event, &cx) {
             Ok(trigger) => trigger,
             Err(e) => {

@@ -203,19 +203,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
         job_contexts.insert("matrix".into(), combination.clone().map_or(Value::Null, Value::Object));
         job_contexts.insert("strategy".into(), strategy_context(job, index, total, &job_contexts)?);
 
-        let name = match &job.name {
-            Some(text) => {
-                let evaluated = eval_or_keep(text, JOB_CONTEXTS, &job_contexts)?;
-                match &combination {
-                    Some(c) if !text_reads(text, "matrix") => format!("{evaluated} ({})", matrix_suffix(c)),
-                    _ => evaluated,
-                }
-            }
-            None => match &combination {
-                Some(c) => format!("{} ({})", job.id.value, matrix_suffix(c)),
-                None => job.id.value.clone(),
-            },
-        };
+        let name = job_name(job, combination.as_ref(), &job_contexts)?;
         let mut runs_on = Vec::new();
         for label in job.runs_on.iter().flat_map(|r| r.labels.iter()) {
             runs_on.extend(eval_labels(label, &job_contexts)?);
@@ -272,16 +260,30 @@ fn strategy_context(
     Ok(Value::Object(map))
 }
 
-/// A matrix value shown in a job's default name: strings as they are, others as JSON.
-fn matrix_suffix(combination: &Combination) -> String {
-    combination
+/// The job's display name. A matrix job whose name has no expression (or that has no
+/// name: its id) gets GitHub's suffix of the combination's values, `build (linux, 14)`,
+/// leaving out null and empty values (and the brackets when none is left).
+fn job_name(
+    job: &Job,
+    combination: Option<&Combination>,
+    contexts: &IndexMap<String, Value>,
+) -> Result<String, PlanError> {
+    let (base, literal) = match &job.name {
+        Some(text) => (eval_or_keep(text, JOB_CONTEXTS, contexts)?, !text.value.contains("${{")),
+        None => (job.id.value.clone(), true),
+    };
+    let Some(combination) = combination.filter(|_| literal) else {
+        return Ok(base);
+    };
+    let values: Vec<String> = combination
         .values()
+        .filter(|v| !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty()))
         .map(|v| match v {
-            Value::String(s) => s.clone(),
+            Value::Array(_) | Value::Object(_) => v.to_json().to_string(),
             other => other.coerce_to_string(),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    Ok(if values.is_empty() { base } else { format!("{base} ({})", values.join(", ")) })
 }
 
 enum Expansion {
