@@ -113,6 +113,10 @@ fn push_to_a_branch() {
         json!([{"id": "build", "name": "build", "runs_on": ["ubuntu-latest"], "needs": [],
                 "matrix": null, "if": "success()", "concurrency": null}])
     );
+    // "[skip ci]" in the head commit's message skips every push workflow.
+    let mut skipped = payload.clone();
+    skipped["head_commit"]["message"] = json!("Initial commit [skip ci]");
+    assert_eq!(selected(&w.plan("push", &skipped)), Vec::<String>::new());
 }
 
 #[test]
