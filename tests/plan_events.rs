@@ -338,6 +338,23 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - run: echo
+  after-pr:
+    needs: pr-only
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
+  after-pr-result:
+    needs: [build, after-pr]
+    if: needs.after-pr.result == 'skipped'
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
+  after-pr-always:
+    needs: after-pr
+    if: ${{ always() }}
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
 "#;
     let w = Workflows::new(&[("ci.yml", text)]);
     let plan = w.plan("push", &payload);
@@ -369,6 +386,10 @@ jobs:
             row("deploy", "deploy", json!(["self-hosted", "deploy"]), "needs.test.result == 'success'"),
             row("report", "report", json!(["ubuntu-latest"]), "always()"),
             row("pr-only", "pr-only", json!(["ubuntu-latest"]), "false"),
+            // Dependents of a skipped job are skipped unless a status function says otherwise.
+            row("after-pr", "after-pr", json!(["ubuntu-latest"]), "false"),
+            row("after-pr-result", "after-pr-result", json!(["ubuntu-latest"]), "false"),
+            row("after-pr-always", "after-pr-always", json!(["ubuntu-latest"]), "${{ always() }}"),
         ]
     );
     assert_eq!(jobs[0]["matrix"], json!({"os": "ubuntu-latest", "node": 14, "experimental": true}));
