@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::farm::Farm;
+use crate::forge::app::GithubApp;
 use crate::store::Store;
 use crate::web::{router, AppState};
 
@@ -69,6 +70,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         outbox_waiting: Arc::new(Notify::new()),
     });
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
+    let reporter = match github_app(&farm.config)? {
+        Some(app) => Some(tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), Arc::new(app)))),
+        None => {
+            tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
+            None
+        }
+    };
 
     let app = router(AppState {
         store: store.clone(),
@@ -85,8 +93,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     processor.abort();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
     store.close().await;
     Ok(())
+}
+
+/// The GitHub App the farm reports as, when `forge.app_id` is set.
+fn github_app(config: &Config) -> anyhow::Result<Option<GithubApp>> {
+    let (Some(app_id), Some(key_file)) = (config.forge.app_id, &config.forge.private_key_file) else {
+        return Ok(None);
+    };
+    let key = std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
+    let app = GithubApp::new(&config.forge.api_url, app_id, &key)
+        .with_context(|| format!("forge.private_key_file {}", key_file.display()))?;
+    Ok(Some(app))
 }
 
 async fn shutdown_signal() {

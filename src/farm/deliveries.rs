@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
+use tracing::Instrument;
 
 use super::start::{start_runs, EventOrigin};
 use super::workflows::farm_workflows;
@@ -40,9 +41,13 @@ pub async fn process_pending(farm: &Farm) -> Result<usize, StoreError> {
     let backlog = farm.store.unprocessed_deliveries(BATCH).await?;
     for delivery in &backlog {
         let span = tracing::info_span!("delivery", id = %delivery.id, event = %delivery.event);
-        let _guard = span.enter();
-        let outcome = process(farm, delivery).await?;
-        tracing::info!(outcome, "processed delivery");
+        async {
+            let outcome = process(farm, delivery).await?;
+            tracing::info!(outcome, "processed delivery");
+            Ok::<_, StoreError>(())
+        }
+        .instrument(span)
+        .await?;
     }
     if !backlog.is_empty() {
         farm.outbox_waiting.notify_one();

@@ -2,6 +2,7 @@
 //! language and (later) the hosts together.
 
 pub mod deliveries;
+pub mod reporter;
 pub mod start;
 pub mod workflows;
 

@@ -1,4 +1,7 @@
-//! The forge (GitHub or GitHub Enterprise Server): webhook verification and event
-//! parsing, the App's API client, check runs. Nothing here knows about hosts or SSH.
+//! The forge (GitHub or GitHub Enterprise Server): webhook verification, the App's
+//! API client, check runs. Nothing here knows about hosts or SSH.
 
+pub mod api;
+pub mod app;
+pub mod checks;
 pub mod webhook;

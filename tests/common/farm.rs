@@ -22,12 +22,29 @@ pub struct FarmServer {
 }
 
 impl FarmServer {
-    /// Starts `serve` with the test config plus `extra_toml` (more sections).
+    /// Starts `serve` with the test config plus `extra_toml` (more sections), reporting
+    /// to no forge.
     pub fn start(extra_toml: &str) -> FarmServer {
+        FarmServer::start_with(None, extra_toml)
+    }
+
+    /// Starts `serve` reporting as a GitHub App (`app_key`: its private key, PEM) to the
+    /// forge at `api_url`.
+    pub fn start_reporting(api_url: &str, app_key: &[u8], extra_toml: &str) -> FarmServer {
+        FarmServer::start_with(Some((api_url, app_key)), extra_toml)
+    }
+
+    fn start_with(forge: Option<(&str, &[u8])>, extra_toml: &str) -> FarmServer {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("webhook-secret"), format!("{WEBHOOK_SECRET}\n")).expect("secret");
+        let mut forge_keys = String::new();
+        if let Some((api_url, key)) = forge {
+            std::fs::write(dir.path().join("app.pem"), key).expect("app key");
+            forge_keys = format!("api_url = \"{api_url}\"\napp_id = 4242\nprivate_key_file = \"app.pem\"\n");
+        }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[forge]\nwebhook_secret_file = \"webhook-secret\"\n\n{extra_toml}"
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n\n\
+             [forge]\nwebhook_secret_file = \"webhook-secret\"\n{forge_keys}\n{extra_toml}"
         );
         std::fs::write(dir.path().join("farm.toml"), config).expect("config");
         let (child, addr) = spawn(&dir.path().join("farm.toml"));
@@ -175,6 +192,30 @@ pub async fn try_deliver(
         body.to_vec(),
     )
     .await
+}
+
+/// A throwaway GitHub App key pair (private, public; PEM), made with `openssl`.
+pub fn app_key_pair() -> (Vec<u8>, Vec<u8>) {
+    let run = |args: &[&str], input: Option<&[u8]>| {
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl is installed (scripts/test.sh installs it)");
+        let mut stdin = child.stdin.take().expect("piped");
+        if let Some(input) = input {
+            std::io::Write::write_all(&mut stdin, input).expect("write to openssl");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("openssl ran");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let private = run(&["genrsa", "-traditional", "2048"], None);
+    let public = run(&["rsa", "-pubout"], Some(&private));
+    (private, public)
 }
 
 /// A real webhook payload from `@octokit/webhooks-examples`: the first example of `event`

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod farm;
+pub mod forge;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

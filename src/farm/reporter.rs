@@ -1,0 +1,137 @@
+//! The reporter: delivers the outbox to the forge. Per check run, the pending states go
+//! in order and coalesce (only the newest state is sent, with the annotations of all of
+//! them); failures wait and retry — with backoff after a 5xx or a network error, as long
+//! as the forge asks after a rate limit — and everything survives a restart, since the
+//! outbox is in the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use tracing::Instrument;
+
+use super::Farm;
+use crate::forge::api::{send, ForgeError};
+use crate::forge::app::GithubApp;
+use crate::forge::checks::{request_bodies, CheckRunLinks};
+use crate::store::{now_ms, PendingCheckRun, StoreError};
+
+/// Check runs handled per pass.
+const BATCH: i64 = 50;
+const POLL: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Delivers the outbox until the task is dropped.
+pub async fn report_forever(farm: Arc<Farm>, app: Arc<GithubApp>) {
+    loop {
+        let pause = match report_due(&farm, &app).await {
+            Ok(0) => POLL,
+            Ok(_) => Duration::ZERO,
+            Err(err) => {
+                tracing::error!(%err, "the reporter could not read the outbox");
+                POLL
+            }
+        };
+        if !pause.is_zero() {
+            let _ = tokio::time::timeout(pause, farm.outbox_waiting.notified()).await;
+        }
+    }
+}
+
+/// One pass: delivers what is due now; returns how many check runs reached the forge.
+pub async fn report_due(farm: &Farm, app: &GithubApp) -> Result<usize, StoreError> {
+    let due = farm.store.due_check_runs(now_ms(), BATCH).await?;
+    let mut delivered = 0;
+    for pending in &due {
+        let span = tracing::info_span!(
+            "check_run",
+            id = pending.check_run_id,
+            run = pending.run_id,
+            job = pending.job_id
+        );
+        let last_item = pending.items.last().map_or(0, |i| i.id);
+        match deliver(farm, app, pending).instrument(span).await {
+            Ok(forge_id) => {
+                if pending.forge_id != Some(forge_id) {
+                    farm.store.set_check_run_forge_id(pending.check_run_id, forge_id).await?;
+                }
+                farm.store.mark_delivered(pending.check_run_id, last_item).await?;
+                delivered += 1;
+            }
+            Err(ForgeError::Permanent(why)) | Err(ForgeError::Config(why)) => {
+                // Sending the same again cannot succeed: record why, and move on so later
+                // states of this check run are not blocked behind it.
+                tracing::error!(why, "the forge refused a check-run state; dropped");
+                farm.store.defer_delivery(pending.check_run_id, now_ms(), &why).await?;
+                farm.store.mark_delivered(pending.check_run_id, last_item).await?;
+            }
+            Err(ForgeError::RateLimited(wait)) => {
+                tracing::warn!(?wait, "rate limited by the forge; waiting");
+                let at = now_ms() + wait.as_millis() as i64;
+                farm.store.defer_delivery(pending.check_run_id, at, "rate limited").await?;
+                // The limit is the installation's, not this check run's: stop this pass.
+                break;
+            }
+            Err(ForgeError::Transient(why)) => {
+                let attempts = pending.items.iter().map(|i| i.attempts).max().unwrap_or(0);
+                let wait = backoff(attempts);
+                tracing::warn!(why, ?wait, "check-run delivery failed; will retry");
+                farm.store
+                    .defer_delivery(pending.check_run_id, now_ms() + wait.as_millis() as i64, &why)
+                    .await?;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+/// 1 s, 2 s, 4 s … capped at five minutes.
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(0, 16) as u32;
+    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
+}
+
+/// Sends the newest state (and every pending annotation); returns the forge's id.
+async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Result<i64, ForgeError> {
+    let installation = pending
+        .installation_id
+        .ok_or_else(|| ForgeError::Permanent("the event named no App installation".into()))?;
+    let client = app.installation(installation).await?;
+    let state = &pending.items.last().expect("a pending check run has items").state;
+    let annotations: Vec<_> =
+        pending.items.iter().flat_map(|i| i.state.annotations.iter().cloned()).collect();
+    let links = links(farm, pending);
+    let mut forge_id = pending.forge_id;
+    for body in request_bodies(state, &annotations, &links, forge_id.is_none()) {
+        let answer = match forge_id {
+            None => {
+                send(&client, Method::POST, &format!("/repos/{}/check-runs", pending.repo), Some(&body))
+                    .await?
+            }
+            Some(id) => {
+                send(&client, Method::PATCH, &format!("/repos/{}/check-runs/{id}", pending.repo), Some(&body))
+                    .await?
+            }
+        };
+        if forge_id.is_none() {
+            let id = answer.get("id").and_then(serde_json::Value::as_i64);
+            forge_id =
+                Some(id.ok_or_else(|| ForgeError::Permanent("the created check run has no id".into()))?);
+        }
+    }
+    Ok(forge_id.expect("set by the first request"))
+}
+
+/// `external_id` is the job id; `details_url` the job's page on the farm.
+fn links(farm: &Farm, pending: &PendingCheckRun) -> CheckRunLinks {
+    let base = farm.config.server.public_url.trim_end_matches('/');
+    match pending.job_id {
+        Some(job) => {
+            CheckRunLinks { external_id: job.to_string(), details_url: format!("{base}/jobs/{job}") }
+        }
+        None => CheckRunLinks {
+            external_id: format!("run-{}", pending.run_id),
+            details_url: format!("{base}/runs/{}", pending.run_id),
+        },
+    }
+}

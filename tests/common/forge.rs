@@ -1,0 +1,351 @@
+//! The test forge: a stateful stand-in for the parts of GitHub's REST API the farm
+//! uses, on loopback. It records every request, checks each one against GitHub's
+//! official OpenAPI description (npm `@octokit/openapi`) — the operation must exist and
+//! the body must validate against its schema — and keeps the check runs it was told
+//! about, so a test can follow one from `queued` to `completed`. Scripted failures
+//! (a 502, a 403 with `Retry-After`) answer the next requests before normal service.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value as Json};
+
+/// One request as the forge saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub body: Json,
+    pub status: u16,
+}
+
+/// A check run as the forge holds it after every request so far.
+#[derive(Debug, Clone, Default)]
+pub struct ForgeCheckRun {
+    pub id: i64,
+    pub repo: String,
+    pub name: String,
+    pub head_sha: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub external_id: String,
+    pub details_url: String,
+    pub title: String,
+    pub summary: String,
+    pub annotations: Vec<Json>,
+    /// The statuses it went through, in order.
+    pub history: Vec<String>,
+}
+
+/// An answer given instead of normal service.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Json,
+}
+
+#[derive(Default)]
+struct ForgeState {
+    requests: Vec<Recorded>,
+    /// Requests GitHub would have refused: method, path and why.
+    violations: Vec<String>,
+    check_runs: Vec<ForgeCheckRun>,
+    tokens: HashMap<String, i64>,
+    failures: VecDeque<Failure>,
+    /// The App's public key, to check its JWTs.
+    app_public_key: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct TestForge {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<ForgeState>>,
+}
+
+impl TestForge {
+    /// Starts the forge on a loopback port; `app_public_key` (PEM) checks the App's JWTs.
+    pub async fn start(app_public_key: Vec<u8>) -> TestForge {
+        let state =
+            Arc::new(Mutex::new(ForgeState { app_public_key: Some(app_public_key), ..Default::default() }));
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the test forge");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("test forge") });
+        TestForge { addr, state }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next requests get these answers, in order, before normal service resumes.
+    pub fn fail_next(&self, failures: impl IntoIterator<Item = Failure>) {
+        self.state.lock().unwrap().failures.extend(failures);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn check_runs(&self) -> Vec<ForgeCheckRun> {
+        self.state.lock().unwrap().check_runs.clone()
+    }
+
+    /// Every request GitHub would have refused. A test ends by asserting this is empty.
+    pub fn violations(&self) -> Vec<String> {
+        self.state.lock().unwrap().violations.clone()
+    }
+
+    /// Waits (bounded) until `done` holds for the check runs.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[ForgeCheckRun]) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if done(&self.check_runs()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {:#?}",
+                self.check_runs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<ForgeState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let body: Json =
+        if body.is_empty() { Json::Null } else { serde_json::from_slice(&body).unwrap_or(Json::Null) };
+    let mut state = state.lock().unwrap();
+    let (status, answer_headers, answer) = serve(&mut state, &method, &path, &headers, &body);
+    state.requests.push(Recorded { method: method.to_string(), path, body, status: status.as_u16() });
+    let mut response = (status, axum::Json(answer)).into_response();
+    for (name, value) in answer_headers {
+        response
+            .headers_mut()
+            .insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+    }
+    response
+}
+
+type Answer = (StatusCode, Vec<(String, String)>, Json);
+
+fn serve(state: &mut ForgeState, method: &Method, path: &str, headers: &HeaderMap, body: &Json) -> Answer {
+    if let Err(why) = validate_request(method, path, body) {
+        state.violations.push(format!("{method} {path}: {why}"));
+        return (StatusCode::UNPROCESSABLE_ENTITY, vec![], json!({ "message": why }));
+    }
+    if let Some(failure) = state.failures.pop_front() {
+        return (StatusCode::from_u16(failure.status).unwrap(), failure.headers, failure.body);
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")))
+        .unwrap_or_default()
+        .to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["app", "installations", id, "access_tokens"]) => {
+            if let Err(why) = check_app_jwt(state, &bearer) {
+                state.violations.push(format!("POST {path}: {why}"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": why }));
+            }
+            let installation: i64 = id.parse().unwrap_or(0);
+            let token = format!("ghs_test{}x{installation}", state.tokens.len());
+            state.tokens.insert(token.clone(), installation);
+            let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+            let answer = json!({ "token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": {"checks": "write"}, "repository_selection": "all" });
+            (StatusCode::CREATED, vec![], answer)
+        }
+        ("POST", ["repos", owner, repo, "check-runs"]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("POST {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let id = state.check_runs.len() as i64 + 1;
+            let mut run = ForgeCheckRun { id, repo: format!("{owner}/{repo}"), ..Default::default() };
+            apply(&mut run, body);
+            let answer = check_run_json(&run);
+            state.check_runs.push(run);
+            (StatusCode::CREATED, vec![], answer)
+        }
+        ("PATCH", ["repos", owner, repo, "check-runs", id]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("PATCH {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let repo_name = format!("{owner}/{repo}");
+            let id: i64 = id.parse().unwrap_or(0);
+            match state.check_runs.iter_mut().find(|r| r.id == id && r.repo == repo_name) {
+                Some(run) => {
+                    apply(run, body);
+                    (StatusCode::OK, vec![], check_run_json(run))
+                }
+                None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" })),
+            }
+        }
+        _ => {
+            state.violations.push(format!("{method} {path}: the test forge does not serve this operation"));
+            (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" }))
+        }
+    }
+}
+
+/// A check-run body applied as GitHub does: fields replace, annotations append.
+fn apply(run: &mut ForgeCheckRun, body: &Json) {
+    let text = |key: &str| body.get(key).and_then(Json::as_str).map(str::to_owned);
+    if let Some(v) = text("name") {
+        run.name = v;
+    }
+    if let Some(v) = text("head_sha") {
+        run.head_sha = v;
+    }
+    if let Some(v) = text("external_id") {
+        run.external_id = v;
+    }
+    if let Some(v) = text("details_url") {
+        run.details_url = v;
+    }
+    if let Some(v) = text("conclusion") {
+        run.conclusion = Some(v);
+        run.status = "completed".into();
+    } else if let Some(v) = text("status") {
+        run.status = v;
+    } else if run.status.is_empty() {
+        run.status = "queued".into();
+    }
+    if run.history.last() != Some(&run.status) {
+        run.history.push(run.status.clone());
+    }
+    if let Some(output) = body.get("output") {
+        if let Some(v) = output.get("title").and_then(Json::as_str) {
+            run.title = v.to_owned();
+        }
+        if let Some(v) = output.get("summary").and_then(Json::as_str) {
+            run.summary = v.to_owned();
+        }
+        if let Some(list) = output.get("annotations").and_then(Json::as_array) {
+            run.annotations.extend(list.iter().cloned());
+        }
+    }
+}
+
+fn check_run_json(run: &ForgeCheckRun) -> Json {
+    json!({
+        "id": run.id, "name": run.name, "head_sha": run.head_sha, "status": run.status,
+        "conclusion": run.conclusion, "external_id": run.external_id, "details_url": run.details_url,
+    })
+}
+
+/// The App's JWT: RS256, signed by the App's key, `iat` in the past, `exp` at most 10
+/// minutes ahead — what GitHub checks.
+fn check_app_jwt(state: &ForgeState, token: &str) -> Result<(), String> {
+    let key = state.app_public_key.as_ref().ok_or("no App key")?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(key).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    let data =
+        jsonwebtoken::decode::<Json>(token, &key, &validation).map_err(|e| format!("bad App JWT: {e}"))?;
+    let now = chrono::Utc::now().timestamp();
+    let iat = data.claims["iat"].as_i64().ok_or("iat is not a number")?;
+    let exp = data.claims["exp"].as_i64().ok_or("exp is not a number")?;
+    if iat > now || exp - iat > 600 || exp <= now {
+        return Err(format!("JWT times out of GitHub's bounds: iat {iat}, exp {exp}, now {now}"));
+    }
+    Ok(())
+}
+
+/// GitHub's REST description, loaded once.
+fn openapi() -> &'static Json {
+    static SPEC: OnceLock<Json> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path: PathBuf =
+            super::oracle_dir().join("node_modules/@octokit/openapi/generated/api.github.com.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("GitHub's OpenAPI description is JSON")
+    })
+}
+
+/// Is this a request GitHub would accept: a documented operation, with a body valid
+/// against its schema, and the rules the schema cannot say?
+pub fn validate_request(method: &Method, path: &str, body: &Json) -> Result<(), String> {
+    let spec = openapi();
+    let (template, operation) = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .filter(|(template, _)| template_matches(template, path))
+        .find_map(|(template, item)| item.get(method.as_str().to_ascii_lowercase()).map(|op| (template, op)))
+        .ok_or_else(|| format!("no operation {method} {path} in GitHub's REST API"))?;
+    let body_required = operation.pointer("/requestBody/required") == Some(&Json::Bool(true));
+    if body.is_null() && body_required {
+        return Err(format!("{template} needs a request body"));
+    }
+    let schema =
+        operation.pointer("/requestBody/content/application~1json/schema").filter(|_| !body.is_null());
+    if let Some(schema) = schema {
+        let mut root = openapi_to_json_schema(schema.clone());
+        root["components"] = openapi_to_json_schema(spec["components"].clone());
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .build(&root)
+            .map_err(|e| format!("cannot compile the schema of {template}: {e}"))?;
+        let errors: Vec<String> =
+            validator.iter_errors(body).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        if !errors.is_empty() {
+            return Err(errors.join("; "));
+        }
+    }
+    // GitHub requires a conclusion with status completed, though the schema does not say so.
+    let is_check_run = template.ends_with("/check-runs") || template.ends_with("/check-runs/{check_run_id}");
+    if is_check_run
+        && body.get("status").and_then(Json::as_str) == Some("completed")
+        && body.get("conclusion").is_none()
+    {
+        return Err("status `completed` without a conclusion".into());
+    }
+    Ok(())
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+}
+
+/// OpenAPI 3.0 schemas as JSON Schema: `nullable: true` becomes a `null` type.
+fn openapi_to_json_schema(mut value: Json) -> Json {
+    fn walk(value: &mut Json) {
+        match value {
+            Json::Object(map) => {
+                if map.get("nullable") == Some(&Json::Bool(true)) {
+                    if let Some(Json::String(t)) = map.get("type").cloned() {
+                        map.insert("type".into(), json!([t, "null"]));
+                    }
+                }
+                map.remove("nullable");
+                map.values_mut().for_each(walk);
+            }
+            Json::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}

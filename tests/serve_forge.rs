@@ -1,0 +1,141 @@
+//! End to end with the forge: signed real payloads in over HTTP, check runs out to the
+//! test forge through octocrab as a GitHub App, every request validated against
+//! GitHub's OpenAPI description.
+
+mod common;
+
+use common::farm::{app_key_pair, deliver, example_payload, FarmServer};
+use common::forge::{Failure, TestForge};
+
+const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
+
+const CI: &str = "\
+name: CI
+on: [push, pull_request]
+jobs:
+  build:
+    runs-on: [self-hosted, amd64]
+    steps:
+      - run: make
+  kvm:
+    needs: build
+    runs-on: [self-hosted, intel64, hostprovisioning]
+    steps:
+      - run: make check
+";
+
+const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+const PR_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+async fn farm_and_forge() -> (FarmServer, TestForge) {
+    let (private, public) = app_key_pair();
+    let forge = TestForge::start(public).await;
+    let server = FarmServer::start_reporting(&forge.api_url(), &private, REPO);
+    server.write("workflows/ci.yml", CI);
+    (server, forge)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_payloads_become_queued_check_runs_on_the_forge() {
+    let (server, forge) = farm_and_forge().await;
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    let opened = example_payload("pull_request", |p| p["action"] == "opened" && p["installation"]["id"] == 1);
+    let synchronize = example_payload("pull_request", |p| p["action"] == "synchronize");
+    let ping = example_payload("ping", |p| p["zen"].is_string());
+    for (event, id, payload) in [
+        ("ping", "d-ping", &ping),
+        ("push", "d-push", &push),
+        ("pull_request", "d-opened", &opened),
+        ("pull_request", "d-sync", &synchronize),
+    ] {
+        let answer = deliver(&server, event, id, payload.to_string().as_bytes()).await;
+        assert_eq!(answer.status, 200, "{event}: {}", answer.body);
+    }
+    forge.wait_for("six check runs", |runs| runs.len() == 6).await;
+
+    let mut seen: Vec<(String, String, String)> =
+        forge.check_runs().iter().map(|r| (r.name.clone(), r.head_sha.clone(), r.status.clone())).collect();
+    seen.sort();
+    let expected = |sha: &str| {
+        [
+            ("CI / build".to_string(), sha.to_string(), "queued".to_string()),
+            ("CI / kvm".into(), sha.into(), "queued".into()),
+        ]
+    };
+    let mut want: Vec<_> =
+        expected(SHA).into_iter().chain(expected(PR_HEAD)).chain(expected(PR_HEAD)).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    for run in forge.check_runs() {
+        assert!(run.details_url.starts_with("https://farm.example.com/jobs/"), "{}", run.details_url);
+        assert_eq!(run.details_url, format!("https://farm.example.com/jobs/{}", run.external_id));
+    }
+    let kvm = forge.check_runs().into_iter().find(|r| r.name == "CI / kvm").unwrap();
+    assert!(kvm.summary.contains("[self-hosted, intel64, hostprovisioning]"), "{}", kvm.summary);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_forge_delays_but_loses_nothing() {
+    let (server, forge) = farm_and_forge().await;
+    forge.fail_next([
+        Failure { status: 502, headers: vec![], body: serde_json::json!({"message": "Bad Gateway"}) },
+        Failure {
+            status: 403,
+            headers: vec![("retry-after".into(), "1".into())],
+            body: serde_json::json!({"message": "You have exceeded a secondary rate limit."}),
+        },
+    ]);
+    server.write(
+        "workflows/broken.yml",
+        "name: Broken\non: push\njobs:\n  b:\n    runs-on: amd64\n    step: []\n",
+    );
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    deliver(&server, "push", "d-push", push.to_string().as_bytes()).await;
+    forge.wait_for("three check runs", |runs| runs.len() == 3).await;
+
+    let runs = forge.check_runs();
+    let broken =
+        runs.iter().find(|r| r.name == "workflows/broken.yml").expect("the broken workflow's check run");
+    assert_eq!((broken.status.as_str(), broken.conclusion.as_deref()), ("completed", Some("failure")));
+    assert_eq!(broken.title, "Invalid workflow file");
+    assert_eq!(broken.annotations.len(), 1);
+    assert_eq!(broken.annotations[0]["path"], "workflows/broken.yml");
+    assert_eq!(broken.annotations[0]["start_line"], 6);
+    assert_eq!(broken.annotations[0]["annotation_level"], "failure");
+    // Every check run was created exactly once, whatever failed on the way.
+    let statuses: Vec<_> = forge.requests().iter().map(|r| r.status).collect();
+    assert!(statuses.contains(&502) && statuses.contains(&403), "{statuses:?}");
+    let created = forge
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/check-runs") && r.status == 201)
+        .count();
+    assert_eq!(created, 3);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_test_forge_refuses_what_github_would() {
+    use axum::http::Method;
+    use common::forge::validate_request;
+    let path = "/repos/o/r/check-runs";
+    assert!(validate_request(&Method::POST, path, &serde_json::json!({"name": "a", "head_sha": SHA})).is_ok());
+    let bad = [
+        serde_json::json!({"head_sha": SHA}),
+        serde_json::json!({"name": "a", "head_sha": SHA, "status": "running"}),
+        serde_json::json!({"name": "a", "head_sha": SHA, "conclusion": "great"}),
+        serde_json::json!({"name": "a", "head_sha": SHA, "status": "completed"}),
+        serde_json::json!({"name": "a", "head_sha": SHA, "output": {"title": "t", "summary": "s",
+            "annotations": [{"path": "x", "start_line": 1, "end_line": 1, "annotation_level": "error", "message": "m"}]}}),
+    ];
+    for body in bad {
+        assert!(validate_request(&Method::POST, path, &body).is_err(), "accepted {body}");
+    }
+    let fifty_one: Vec<_> = (0..51)
+        .map(|_| serde_json::json!({"path": "x", "start_line": 1, "end_line": 1, "annotation_level": "failure", "message": "m"}))
+        .collect();
+    let body = serde_json::json!({"name": "a", "head_sha": SHA, "output": {"title": "t", "summary": "s", "annotations": fifty_one}});
+    assert!(validate_request(&Method::POST, path, &body).is_err(), "51 annotations accepted");
+    assert!(validate_request(&Method::DELETE, "/repos/o/r/check-runs/1", &serde_json::Value::Null).is_err());
+}
