@@ -31,8 +31,10 @@ impl WorkspaceHasher {
 
 impl FileHasher for WorkspaceHasher {
     fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
-        hash_files(&self.root, patterns)
-            .map_err(|e| format!("hashing files under {}: {e}", self.root.display()))
+        hash_files(&self.root, patterns).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => e.to_string(),
+            _ => format!("hashing files under {}: {e}", self.root.display()),
+        })
     }
 }
 
@@ -47,46 +49,39 @@ struct Pattern {
 
 /// Parses the patterns: one per line, trimmed; empty lines and `#` comments skipped;
 /// each leading `!` flips inclusion; relative patterns are rooted at the workspace.
-/// Patterns reaching outside the workspace are kept (they match nothing inside it).
-fn parse_patterns(root: &Path, patterns: &[String]) -> Vec<Pattern> {
+/// Patterns outside the workspace (absolute elsewhere, `~`) are kept but match
+/// nothing; `..` anywhere or `.` after the first segment is an error, as on GitHub.
+fn parse_patterns(root: &Path, patterns: &[String]) -> Result<Vec<Pattern>, String> {
     let mut out = Vec::new();
     for line in patterns.iter().flat_map(|p| p.lines()) {
-        let mut p = line.trim();
-        if p.is_empty() || p.starts_with('#') {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let mut p = line;
         let mut negate = false;
         while let Some(rest) = p.strip_prefix('!') {
             negate = !negate;
             p = rest;
         }
-        let path = if Path::new(p).is_absolute() {
-            match Path::new(p).strip_prefix(root) {
-                Ok(rel) => rel.to_string_lossy().into_owned(),
-                // Outside the workspace: nothing here can match.
-                Err(_) => {
-                    out.push(Pattern { negate, segments: vec![OUTSIDE.into()] });
-                    continue;
-                }
-            }
+        let raw: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+        if raw.iter().enumerate().any(|(i, s)| *s == ".." || (*s == "." && i > 0)) {
+            return Err(format!("Invalid pattern '{p}'. Relative pathing '.' and '..' is not allowed."));
+        }
+        let rel = if Path::new(p).is_absolute() {
+            Path::new(p).strip_prefix(root).ok().map(|r| r.to_string_lossy().into_owned())
+        } else if p == "~" || p.starts_with("~/") {
+            None
         } else {
-            p.to_string()
+            Some(p.to_string())
         };
-        let mut segments: Vec<String> = Vec::new();
-        let mut outside = false;
-        for seg in path.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => outside |= segments.pop().is_none(),
-                s => segments.push(s.to_string()),
-            }
-        }
-        if outside {
-            segments = vec![OUTSIDE.into()];
-        }
+        let segments = match rel {
+            Some(rel) => rel.split('/').filter(|s| !s.is_empty() && *s != ".").map(String::from).collect(),
+            None => vec![OUTSIDE.to_string()],
+        };
         out.push(Pattern { negate, segments });
     }
-    out
+    Ok(out)
 }
 
 /// Whether glob `pat` matches the whole of one path segment `name`.
@@ -173,7 +168,8 @@ pub fn hash_files(root: &Path, patterns: &[String]) -> io::Result<String> {
         Some((first, rest)) if first == FOLLOW_SYMLINKS => (true, rest),
         _ => (false, patterns),
     };
-    let parsed = parse_patterns(root, patterns);
+    let parsed =
+        parse_patterns(root, patterns).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let compiled: Vec<(bool, Vec<Vec<char>>)> =
         parsed.iter().map(|p| (p.negate, p.segments.iter().map(|s| s.chars().collect()).collect())).collect();
     let mut files = Vec::new();
@@ -360,7 +356,9 @@ mod tests {
     fn nothing_matches_is_empty() {
         let dir = workspace();
         assert_eq!(run(&dir, &["nope/**"]), "");
-        assert_eq!(run(&dir, &["../**"]), "");
+        assert_eq!(run(&dir, &["~/**"]), "");
+        let bad = WorkspaceHasher::new(dir.path()).hash_files(&["a/../b".to_string()]).unwrap_err();
+        assert_eq!(bad, "Invalid pattern 'a/../b'. Relative pathing '.' and '..' is not allowed.");
         assert_eq!(run(&dir, &["# comment"]), "");
     }
 
