@@ -189,14 +189,6 @@ impl Expr {
     pub fn is_empty(&self) -> bool {
         self.root.is_none()
     }
-
-    /// The value of an expression that is a single string literal (`${{ 'text' }}`).
-    pub(crate) fn as_string_literal(&self) -> Option<&str> {
-        match &self.root {
-            Some(Node::Literal(Value::String(s))) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 fn walk(node: &Node, f: &mut impl FnMut(&Node)) {
