@@ -7,6 +7,17 @@
 //! Parsing needs to know which named contexts and which extra functions (status
 //! functions, `hashFiles`) the place of the expression allows, exactly as GitHub's
 //! parser does: an unknown name is a parse error, not an evaluation error.
+//!
+//! - `lexer`, `parser`: text to tree, with GitHub's limits and error messages
+//! - `eval`: the evaluator (values borrowed from the contexts, GitHub's coercions)
+//! - [`template`](Template): strings with `${{ }}` parts
+//! - [`js`]: the JavaScript semantics the reference inherits (number parsing and
+//!   printing, JSON, case-insensitive comparison in UTF-16 order)
+//! - [`value`]: the values expressions compute with
+//!
+//! Where metalfarm deliberately follows GitHub's runner instead of the npm package
+//! (results above the runner's memory limit, the length-limit message, the quotes of a
+//! template's text), the differential test lists the cases.
 
 mod eval;
 pub mod js;
@@ -26,7 +37,8 @@ use crate::workflow::diag::Pos;
 use parser::Node;
 
 /// An extra function a place allows, beyond the always-available ones
-/// (contains, startsWith, endsWith, format, join, toJSON, fromJSON).
+/// (contains, startsWith, endsWith, format, join, toJSON, fromJSON, and `case`,
+/// which GitHub's evaluator also always knows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionSig {
     pub name: &'static str,
