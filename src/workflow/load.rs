@@ -18,7 +18,7 @@ use std::rc::Rc;
 
 use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::model::Workflow;
-use crate::workflow::yaml::{self, Lines};
+use crate::workflow::yaml;
 
 pub use farm::action_available;
 
@@ -51,11 +51,10 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
         }
         Err(diagnostic) => return Loaded { workflow: None, diagnostics: vec![diagnostic] },
     };
-    let lines = Lines::new(text);
     let schema = schema::Schema::get();
     let mut diagnostics = Vec::new();
 
-    let mut reader = reader::Reader { schema, lines: &lines, diags: &mut diagnostics, path: Vec::new() };
+    let mut reader = reader::Reader { schema, diags: &mut diagnostics, path: Vec::new() };
     let root_def = schema.id("workflow-root-strict");
     let cx = reader::AllowedCx::child(&Rc::new(reader::AllowedCx::default()), schema, root_def);
     if root.as_map().is_none() {

@@ -200,6 +200,67 @@ impl<'a> Lines<'a> {
         None
     }
 
+    /// Where npm `yaml` reports a syntax error the event parser found at `pos`: at the
+    /// start of the plain scalar that caused it, which the event parser only notices later.
+    fn syntax_error_pos(&self, pos: Pos, info: &str) -> Pos {
+        let value_start = |line: u32| -> Option<Pos> {
+            let text = self.line(line);
+            let trimmed = text.trim_start();
+            let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            let colon = body.find(": ")?;
+            let after = &body[colon + 2..];
+            let value = after.trim_start();
+            if value.is_empty() || value.starts_with(['#', '"', '\'', '[', '{', '|', '>', '&', '*', '!']) {
+                return None;
+            }
+            let byte = text.len() - value.len();
+            Some(Pos::new(line, text[..byte].chars().count() as u32 + 1))
+        };
+        let previous_content_line = |mut line: u32| -> Option<u32> {
+            while line > 1 {
+                line -= 1;
+                let t = self.line(line).trim_start();
+                if !t.is_empty() && !t.starts_with('#') {
+                    return Some(line);
+                }
+            }
+            None
+        };
+        match info {
+            "mapping values are not allowed in this context" => {
+                let text = self.line(pos.line);
+                let before: String = text.chars().take(pos.col as usize - 1).collect();
+                if before.contains(": ") {
+                    // `key: a: b` — the value is where npm stops.
+                    return value_start(pos.line).unwrap_or(pos);
+                }
+                // A continuation line of a plain scalar that holds `: `: npm points at the
+                // scalar's start, a value (`key: a`) or a whole line without a key.
+                match previous_content_line(pos.line) {
+                    Some(line) => value_start(line).unwrap_or_else(|| {
+                        let text = self.line(line);
+                        let trimmed = text.trim_start();
+                        let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+                        Pos::new(line, (text.len() - body.len()) as u32 + 1)
+                    }),
+                    None => pos,
+                }
+            }
+            "simple key expect ':'" => {
+                // A plain scalar line without its `:` before the next key.
+                match previous_content_line(pos.line) {
+                    Some(line) if !self.line(line).contains(':') => {
+                        let text = self.line(line);
+                        let indent = text.chars().take_while(|c| c.is_whitespace()).count();
+                        Pos::new(line, indent as u32 + 1)
+                    }
+                    _ => pos,
+                }
+            }
+            _ => pos,
+        }
+    }
+
     /// Just after the `:` that ends the key starting at `pos`, when on the same line.
     fn after_colon(&self, pos: Pos) -> Option<Pos> {
         let chars: Vec<char> = self.line(pos.line).chars().collect();
@@ -259,8 +320,8 @@ fn pos_of(mark: Marker) -> Pos {
 impl Builder<'_> {
     fn next(&mut self) -> Result<(Event, Marker), Diagnostic> {
         self.parser.next_token().map_err(|e| {
-            let mark = e.marker();
-            Diagnostic::new(pos_of(*mark), format!("YAML syntax error: {}", e.info()))
+            let pos = self.lines.syntax_error_pos(pos_of(*e.marker()), e.info());
+            Diagnostic::new(pos, format!("YAML syntax error: {}", e.info()))
         })
     }
 

@@ -8,7 +8,7 @@ use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::expr::FunctionSig;
 use crate::workflow::load::schema::{DefId, Kind, Schema};
 use crate::workflow::load::template::{self, Scanned};
-use crate::workflow::yaml::{Lines, Node, Value};
+use crate::workflow::yaml::{Node, Value};
 
 /// What expressions at a place may name: the contexts and functions of every schema
 /// definition from the root down to it.
@@ -53,7 +53,6 @@ pub enum Seg {
 
 pub struct Reader<'a> {
     pub schema: &'static Schema,
-    pub lines: &'a Lines<'a>,
     pub diags: &'a mut Vec<Diagnostic>,
     pub path: Vec<Seg>,
 }
@@ -109,7 +108,7 @@ impl Reader<'_> {
     /// Splits a string into literal text and `${{ }}` parts and checks each expression
     /// against what the place allows, reporting errors where GitHub does.
     pub fn scan(&mut self, node: &Node, cx: &AllowedCx) -> Scanned {
-        template::scan(node, cx, self.lines, self.diags, &self.what())
+        template::scan(node, cx, self.diags, &self.what())
     }
 
     fn validate(&mut self, node: &Node, scanned: &Scanned, def: DefId, cx: &AllowedCx) {
