@@ -246,6 +246,19 @@ impl<'a> Lines<'a> {
                     None => pos,
                 }
             }
+            "while parsing node, found unknown anchor" => {
+                // Marked before the alias: point at the `*name` itself.
+                let mut line = pos.line;
+                while line <= pos.line + 3 {
+                    let text = self.line(line);
+                    let skip = if line == pos.line { pos.col as usize - 1 } else { 0 };
+                    if let Some(i) = text.chars().skip(skip).position(|c| c == '*') {
+                        return Pos::new(line, (skip + i) as u32 + 1);
+                    }
+                    line += 1;
+                }
+                pos
+            }
             "simple key expect ':'" => {
                 // A plain scalar line without its `:` before the next key.
                 match previous_content_line(pos.line) {
@@ -275,6 +288,21 @@ impl<'a> Lines<'a> {
         }
         while i < chars.len() {
             if chars[i] == ':' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()) {
+                // An anchor or tag of the empty value (`key: &name`) comes before it.
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if matches!(chars.get(j), Some('&' | '!')) {
+                    while j < chars.len() && !chars[j].is_whitespace() {
+                        j += 1;
+                    }
+                    return Some(Pos::new(pos.line, j as u32 + 1));
+                }
+                // Trailing blanks belong before the empty value.
+                if j == chars.len() {
+                    return Some(Pos::new(pos.line, j as u32 + 1));
+                }
                 return Some(Pos::new(pos.line, i as u32 + 2));
             }
             i += 1;
@@ -605,8 +633,9 @@ mod tests {
         assert_eq!(entries[4].1.pos, Pos::new(9, 1));
         assert_eq!(entries[5].1.pos, Pos::new(10, 4));
         assert_eq!(entries[5].1.get("h").unwrap().pos, Pos::new(10, 8));
-        let empty = root("on:\n  push:\n\njobs: {}\n");
+        let empty = root("on:\n  push:\n  pull: &x\njobs: {}\n");
         assert_eq!(empty.get("on").unwrap().get("push").unwrap().pos, Pos::new(2, 8));
+        assert_eq!(empty.get("on").unwrap().get("pull").unwrap().pos, Pos::new(3, 11));
         let items = root("paths:\n  -\n  - a\n");
         assert_eq!(items.get("paths").unwrap().as_seq().unwrap()[0].pos, Pos::new(2, 4));
     }

@@ -284,6 +284,11 @@ impl Converter<'_> {
                 self.error(key.pos, format!("job {message}"));
             }
             let job = self.job(Spanned::new(key.pos, id.to_string()), value);
+            // GitHub's converter gives up on a job whose `services` is one expression: the
+            // job then counts for nothing in the `needs` checks.
+            if value.get("services").is_some_and(is_expression) {
+                continue;
+            }
             jobs.entry(id.to_string()).or_insert(job);
         }
         self.check_needs(node.pos, &jobs);
