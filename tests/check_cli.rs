@@ -259,3 +259,11 @@ fn the_repositorys_own_workflows_pass() {
     let (code, stdout, stderr) = check_in(root, &["workflows"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+#[test]
+fn messages_stay_on_one_line() {
+    insta::assert_snapshot!(invalid(
+        "multiline",
+        "on: push\njobs:\n  build:\n    runs-on: x\n    continue-on-error: |\n      yes\n      no\n    steps:\n      - run: |\n          echo ${{ github.ref ==\n            nope.x }}\n"
+    ));
+}

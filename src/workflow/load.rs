@@ -74,6 +74,12 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
         farm::check_runnable(&root, &mut diagnostics);
     }
     diagnostics.sort_by_key(|d| d.pos);
+    for d in &mut diagnostics {
+        // One diagnostic, one line (`path:line:col: message`), whatever text it quotes.
+        if d.message.contains('\n') {
+            d.message = d.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+    }
     Loaded { workflow: if github_valid { workflow } else { None }, diagnostics }
 }
 

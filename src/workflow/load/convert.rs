@@ -232,7 +232,7 @@ impl Converter<'_> {
                         "the default of input `{name}` must be {kind}, as its type is `{}`, not {} `{}`",
                         type_name(input.kind),
                         default.kind(),
-                        default.scalar_text()
+                        crate::workflow::load::reader::shown(&default.scalar_text())
                     ),
                 );
             } else if input.kind == InputType::Choice && fits {
@@ -240,7 +240,10 @@ impl Converter<'_> {
                 if !input.options.is_empty() && !input.options.iter().any(|o| o.value == value) {
                     self.error(
                         default.pos,
-                        format!("the default of choice input `{name}` is `{value}`, which is not one of its options"),
+                        format!(
+                            "the default of choice input `{name}` is `{}`, which is not one of its options",
+                            crate::workflow::load::reader::shown(&value)
+                        ),
                     );
                 }
             }

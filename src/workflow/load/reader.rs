@@ -145,7 +145,7 @@ impl Reader<'_> {
         }
         let mut message = format!("{} must be {}", self.what(), self.expected(def));
         if !text.is_empty() {
-            message.push_str(&format!(", not `{text}`"));
+            message.push_str(&format!(", not `{}`", shown(&text)));
         }
         self.error(node.pos, message);
     }
@@ -376,6 +376,16 @@ impl Reader<'_> {
     }
 }
 
+/// A value as quoted in a one-line message: its first line, at most 60 characters.
+pub fn shown(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let mut out: String = first.chars().take(60).collect();
+    if out.len() < text.trim_end().len() {
+        out.push('…');
+    }
+    out
+}
+
 fn scalar_matches(kind: &Kind, value: &Value, as_string: Option<&str>) -> bool {
     if let Some(text) = as_string {
         return match kind {
@@ -545,5 +555,7 @@ mod tests {
         assert_eq!(suggest("Needs", &known), Some("needs"));
         assert_eq!(suggest("completely-else", &known), None);
         assert_eq!(suggest("x", &["if"]), None);
+        assert_eq!(shown("yes\nno\n"), "yes…");
+        assert_eq!(shown("short"), "short");
     }
 }
