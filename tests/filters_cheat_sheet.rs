@@ -34,6 +34,10 @@ fn special_characters() {
     // no special meaning if not the first character."
     check(&["**", "!main"], &["dev"], &["main"]);
     check(&["a!b"], &["a!b"], &["ab"]);
+    // The quoting example: `branches: [ main, 'release/v[0-9].[0-9]' ]`.
+    check(&["main", "release/v[0-9].[0-9]"], &["main", "release/v1.2"], &["release/v10.2", "release/v1.x"]);
+    // "**/README.md" from the quoting example.
+    check(&["**/README.md"], &["README.md", "a/b/README.md"], &["a/README.txt"]);
 }
 
 #[test]

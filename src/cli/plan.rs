@@ -1,11 +1,162 @@
-//! `metalfarm plan` (under construction).
+//! `metalfarm plan --event NAME --payload FILE [--workflows PATH...]`: a dry run of
+//! what an event would start. Prints JSON on stdout:
+//!
+//! ```text
+//! {"workflows": [{"path", "name", "run_name",
+//!   "jobs": [{"id", "name", "runs_on": [...], "needs": [...], "matrix": {...} | null,
+//!             "if": "...", "concurrency": {"group", "cancel_in_progress"} | null}]}]}
+//! ```
+//!
+//! one job entry per matrix combination. `if` is the condition left for run time
+//! (`success()` when it already holds, `false` when the job will be skipped). A value
+//! that reads `needs` stays as written (a matrix from `needs` is that text).
+//! Files that do not load, and workflows whose filters or expressions fail, are
+//! reported on stderr as `path:line:col: message` and make the exit code 1; the others
+//! are still planned. Exit 2 for usage and I/O errors.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct PlanArgs {}
+use anyhow::{bail, Context};
+use indexmap::IndexMap;
 
-pub fn run(_args: PlanArgs) -> ExitCode {
-    eprintln!("metalfarm plan: not built yet");
-    ExitCode::from(super::EXIT_USAGE)
+use crate::workflow::event::{Event, RunInfo};
+use crate::workflow::expr::Value;
+use crate::workflow::load::{load, LoadOptions};
+use crate::workflow::plan::{plan, PlanOptions};
+use crate::workflow::triggers::{triggers, TriggerContext};
+
+/// Where workflows live when no path is given (as for `metalfarm check`).
+const DEFAULT_DIRS: [&str; 2] = ["workflows", ".github/workflows"];
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The event's name, as in `on:` (`push`, `pull_request`, `workflow_dispatch`,
+    /// `schedule`, `repository_dispatch`, …).
+    #[arg(long, value_name = "NAME")]
+    pub event: String,
+    /// The event's webhook payload (JSON), as the forge sends it.
+    #[arg(long, value_name = "FILE")]
+    pub payload: PathBuf,
+    /// Workflow files, or directories of `*.yml`/`*.yaml` files (default: `workflows/`
+    /// and `.github/workflows/`).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub workflows: Vec<PathBuf>,
+    /// The commit for events whose payload names none (`workflow_dispatch`,
+    /// `schedule`, `repository_dispatch`).
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// A configuration variable (`vars` context), `NAME=VALUE`; repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// A file the event changed, for `paths` filters; repeatable. Without it the
+    /// files are those a push's commits list, and a pull request (whose payload lists
+    /// none) passes its `paths` filters, as on GitHub when the diff is unknown.
+    #[arg(long = "changed-file", value_name = "PATH")]
+    pub changed_files: Vec<String>,
+}
+
+pub fn run(args: PlanArgs) -> ExitCode {
+    match plan_command(&args) {
+        Ok(all_ok) => ExitCode::from(if all_ok { 0 } else { 1 }),
+        Err(e) => {
+            eprintln!("metalfarm plan: {e:#}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+    }
+}
+
+fn plan_command(args: &PlanArgs) -> anyhow::Result<bool> {
+    let payload_text = std::fs::read_to_string(&args.payload)
+        .with_context(|| format!("reading {}", args.payload.display()))?;
+    let payload: serde_json::Value = serde_json::from_str(&payload_text)
+        .with_context(|| format!("{} is not JSON", args.payload.display()))?;
+    let event = Event::new(args.event.clone(), payload);
+    let mut vars = IndexMap::new();
+    for var in &args.vars {
+        let Some((name, value)) = var.split_once('=') else {
+            bail!("--var {var}: expected NAME=VALUE");
+        };
+        vars.insert(name.to_string(), Value::String(value.to_string()));
+    }
+    let run = RunInfo { sha: args.sha.clone(), ..RunInfo::default() };
+
+    let mut all_ok = true;
+    let mut planned = Vec::new();
+    for file in workflow_files(&args.workflows)? {
+        let path = file.display().to_string();
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {path}"))?;
+        let loaded = load(&text, &LoadOptions { syntax_only: true });
+        let Some(workflow) = loaded.workflow else {
+            all_ok = false;
+            for d in &loaded.diagnostics {
+                eprintln!("{}", d.render(&path));
+            }
+            continue;
+        };
+        let changed = (!args.changed_files.is_empty()).then_some(args.changed_files.as_slice());
+        let cx = TriggerContext { workflow_path: &path, changed_files: changed };
+        let trigger = match triggers(&workflow, &event, &cx) {
+            Ok(trigger) => trigger,
+            Err(e) => {
+                all_ok = false;
+                eprintln!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.error);
+                continue;
+            }
+        };
+        if trigger.is_none() {
+            continue;
+        }
+        let opts = PlanOptions { path: path.clone(), run: run.clone(), vars: vars.clone() };
+        match plan(&workflow, &event, &opts) {
+            Ok(p) => planned.push(p.to_json()),
+            Err(e) => {
+                all_ok = false;
+                eprintln!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.message);
+            }
+        }
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "workflows": planned }))?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(all_ok)
+}
+
+/// Each file given, and the `*.yml`/`*.yaml` files of each directory (sorted).
+fn workflow_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let given: Vec<PathBuf> = if paths.is_empty() {
+        let dirs: Vec<PathBuf> = DEFAULT_DIRS.iter().map(PathBuf::from).filter(|d| d.is_dir()).collect();
+        if dirs.is_empty() {
+            bail!("no workflow directory here (looked for {}); give --workflows", DEFAULT_DIRS.join(" and "));
+        }
+        dirs
+    } else {
+        paths.to_vec()
+    };
+    let mut files = Vec::new();
+    for path in given {
+        let meta = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?;
+        if meta.is_dir() {
+            files.extend(dir_workflows(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+fn dir_workflows(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
+        let path = entry.with_context(|| format!("reading directory {}", dir.display()))?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }

@@ -12,7 +12,8 @@
 //!   calls no status function: GitHub runs such a condition as
 //!   `success() && (cond)`, so what remains for run time is `success()` when it holds
 //!   and `false` (the job will be skipped) when it does not. Otherwise it is kept as
-//!   written. A job without `if` has `success()`, GitHub's default.
+//!   written. A job without `if` has `success()`, GitHub's default. A job whose
+//!   condition implies `success()` and that needs a job the plan skips is skipped too.
 
 use indexmap::IndexMap;
 use serde_json::{json, Value as Json};
@@ -35,6 +36,8 @@ const PLAN_TIME_CONTEXTS: &[&str] = &["github", "inputs", "vars", "matrix", "str
 
 /// The run-time condition of a job without `if`.
 pub const DEFAULT_IF: &str = "success()";
+/// The run-time condition of a job the plan already knows will be skipped.
+pub const SKIPPED_IF: &str = "false";
 
 /// What the plan needs besides the workflow and the event.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +70,9 @@ pub struct JobPlan {
     pub matrix: MatrixPlan,
     /// The condition left for run time: `success()`, `false`, or the `if` as written.
     pub if_: String,
+    /// Whether that condition implies `success()` (it calls no status function), so
+    /// the job is skipped when a job it needs is skipped.
+    pub implies_success: bool,
     pub concurrency: Option<ConcurrencyPlan>,
 }
 
@@ -125,7 +131,57 @@ pub fn plan(workflow: &Workflow, event: &Event, opts: &PlanOptions) -> Result<Wo
     for job in workflow.jobs.values() {
         plan_job(job, &contexts, &mut jobs)?;
     }
+    propagate_skips(&job_order(workflow)?, &mut jobs);
     Ok(WorkflowPlan { path: opts.path.clone(), name: display_name, run_name, concurrency, jobs })
+}
+
+/// The jobs in an order where each comes after every job it needs (file order among
+/// those that could go either way). An unknown need is ignored (the loader reports
+/// it); a cycle is an error.
+pub fn job_order(workflow: &Workflow) -> Result<Vec<String>, PlanError> {
+    let ids: Vec<&str> = workflow.jobs.keys().map(String::as_str).collect();
+    let mut remaining: Vec<usize> = workflow
+        .jobs
+        .values()
+        .map(|job| job.needs.iter().filter(|n| workflow.jobs.contains_key(&n.value)).count())
+        .collect();
+    let mut order: Vec<String> = Vec::with_capacity(ids.len());
+    let mut placed = vec![false; ids.len()];
+    while order.len() < ids.len() {
+        let Some(next) = (0..ids.len()).find(|i| !placed[*i] && remaining[*i] == 0) else {
+            let stuck = workflow.jobs.values().zip(&placed).find(|(_, p)| !**p).map(|(job, _)| job);
+            let pos = stuck.map_or(Pos::default(), |job| job.id.pos);
+            return Err(PlanError::new(pos, "the jobs' `needs` form a cycle"));
+        };
+        placed[next] = true;
+        order.push(ids[next].to_string());
+        for (i, job) in workflow.jobs.values().enumerate() {
+            remaining[i] -= job.needs.iter().filter(|n| n.value == ids[next]).count();
+        }
+    }
+    Ok(order)
+}
+
+/// A job whose condition implies `success()` is skipped when a job it needs is
+/// skipped (GitHub skips dependents of skipped jobs): decided here when the needed
+/// job's skip already is.
+fn propagate_skips(order: &[String], jobs: &mut [JobPlan]) {
+    for id in order {
+        let skipped_need = {
+            let Some(entry) = jobs.iter().find(|j| &j.id == id) else { continue };
+            entry.implies_success
+                && entry.if_ != SKIPPED_IF
+                && entry.needs.iter().any(|need| {
+                    let mut entries = jobs.iter().filter(|j| &j.id == need).peekable();
+                    entries.peek().is_some() && entries.all(|j| j.if_ == SKIPPED_IF)
+                })
+        };
+        if skipped_need {
+            for job in jobs.iter_mut().filter(|j| &j.id == id) {
+                job.if_ = SKIPPED_IF.to_string();
+            }
+        }
+    }
 }
 
 /// When `run-name` is absent or blank GitHub shows event-specific text: the head
@@ -171,7 +227,7 @@ fn workflow_inputs(workflow: &Workflow, event: &Event) -> Value {
 
 fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan>) -> Result<(), PlanError> {
     let needs: Vec<String> = job.needs.iter().map(|n| n.value.clone()).collect();
-    let if_ = decide_if(job.if_.as_ref(), contexts)?;
+    let (if_, implies_success) = decide_if(job.if_.as_ref(), contexts)?;
 
     let combinations: Vec<Option<Combination>> = match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
         None => vec![None],
@@ -188,6 +244,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
                     needs,
                     matrix: MatrixPlan::Deferred(text),
                     if_,
+                    implies_success,
                     concurrency: None,
                 });
                 return Ok(());
@@ -203,19 +260,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
         job_contexts.insert("matrix".into(), combination.clone().map_or(Value::Null, Value::Object));
         job_contexts.insert("strategy".into(), strategy_context(job, index, total, &job_contexts)?);
 
-        let name = match &job.name {
-            Some(text) => {
-                let evaluated = eval_or_keep(text, JOB_CONTEXTS, &job_contexts)?;
-                match &combination {
-                    Some(c) if !text_reads(text, "matrix") => format!("{evaluated} ({})", matrix_suffix(c)),
-                    _ => evaluated,
-                }
-            }
-            None => match &combination {
-                Some(c) => format!("{} ({})", job.id.value, matrix_suffix(c)),
-                None => job.id.value.clone(),
-            },
-        };
+        let name = job_name(job, combination.as_ref(), &job_contexts)?;
         let mut runs_on = Vec::new();
         for label in job.runs_on.iter().flat_map(|r| r.labels.iter()) {
             runs_on.extend(eval_labels(label, &job_contexts)?);
@@ -231,6 +276,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
             needs: needs.clone(),
             matrix: combination.map_or(MatrixPlan::None, MatrixPlan::Combination),
             if_: if_.clone(),
+            implies_success,
             concurrency,
         });
     }
@@ -272,16 +318,30 @@ fn strategy_context(
     Ok(Value::Object(map))
 }
 
-/// A matrix value shown in a job's default name: strings as they are, others as JSON.
-fn matrix_suffix(combination: &Combination) -> String {
-    combination
+/// The job's display name. A matrix job whose name has no expression (or that has no
+/// name: its id) gets GitHub's suffix of the combination's values, `build (linux, 14)`,
+/// leaving out null and empty values (and the brackets when none is left).
+fn job_name(
+    job: &Job,
+    combination: Option<&Combination>,
+    contexts: &IndexMap<String, Value>,
+) -> Result<String, PlanError> {
+    let (base, literal) = match &job.name {
+        Some(text) => (eval_or_keep(text, JOB_CONTEXTS, contexts)?, !text.value.contains("${{")),
+        None => (job.id.value.clone(), true),
+    };
+    let Some(combination) = combination.filter(|_| literal) else {
+        return Ok(base);
+    };
+    let values: Vec<String> = combination
         .values()
+        .filter(|v| !matches!(v, Value::Null) && !matches!(v, Value::String(s) if s.is_empty()))
         .map(|v| match v {
-            Value::String(s) => s.clone(),
+            Value::Array(_) | Value::Object(_) => v.to_json().to_string(),
             other => other.coerce_to_string(),
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    Ok(if values.is_empty() { base } else { format!("{base} ({})", values.join(", ")) })
 }
 
 enum Expansion {
@@ -411,21 +471,26 @@ fn plan_concurrency(
 }
 
 /// Decides a job's `if` now when it only reads what the plan knows.
-fn decide_if(condition: Option<&Text>, contexts: &IndexMap<String, Value>) -> Result<String, PlanError> {
+/// Also says whether the run-time condition implies `success()` (no status function),
+/// so that a job is skipped when a job it needs is.
+fn decide_if(
+    condition: Option<&Text>,
+    contexts: &IndexMap<String, Value>,
+) -> Result<(String, bool), PlanError> {
     let Some(condition) = condition else {
-        return Ok(DEFAULT_IF.to_string());
+        return Ok((DEFAULT_IF.to_string(), true));
     };
     let source = strip_wrapper(&condition.value);
     let allowed = Allowed { contexts: JOB_IF_CONTEXTS, functions: JOB_STATUS_FUNCTIONS };
     let expr = Expr::parse(source, &allowed).map_err(|e| PlanError::new(condition.pos, e.message))?;
     let plan_time = expr.referenced_contexts().iter().all(|c| RUN_NAME_CONTEXTS.contains(&c.as_str()));
     if !plan_time || expr.uses_status_function() {
-        return Ok(condition.value.clone());
+        return Ok((condition.value.clone(), !expr.uses_status_function()));
     }
     let cx = EvalContext { contexts, status: JobStatus::Success, files: None };
     match expr.eval(&cx) {
-        Ok(v) if v.is_truthy() => Ok(DEFAULT_IF.to_string()),
-        Ok(_) => Ok("false".to_string()),
+        Ok(v) if v.is_truthy() => Ok((DEFAULT_IF.to_string(), true)),
+        Ok(_) => Ok((SKIPPED_IF.to_string(), true)),
         Err(e) => Err(PlanError::new(condition.pos, e.message)),
     }
 }
@@ -537,6 +602,18 @@ mod tests {
         );
         assert_eq!(template_contexts("${{ '}}' }} ${{ github.ref }}"), vec!["github"]);
         assert!(template_contexts("no expressions").is_empty());
+    }
+
+    #[test]
+    fn jobs_come_after_what_they_need() {
+        let text = "on: push\njobs:\n  c:\n    needs: [a, b]\n    runs-on: x\n    steps: [{run: echo}]\n  \
+                    a:\n    runs-on: x\n    steps: [{run: echo}]\n  \
+                    b:\n    needs: a\n    runs-on: x\n    steps: [{run: echo}]\n  \
+                    d:\n    runs-on: x\n    steps: [{run: echo}]\n";
+        let loaded =
+            crate::workflow::load::load(text, &crate::workflow::load::LoadOptions { syntax_only: true });
+        let workflow = loaded.workflow.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        assert_eq!(job_order(&workflow).unwrap(), vec!["a", "b", "c", "d"]);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! - `workflow_dispatch`: the payload's `workflow` names the one file it starts.
 //! - `schedule`: the payload's `schedule` names the cron that fired; [`due_schedules`]
 //!   tells which entries fire at a given minute.
+//! - A push whose head commit's message says `[skip ci]`, `[ci skip]`, `[no ci]`,
+//!   `[skip actions]` or `[actions skip]`, or ends with a `skip-checks: true` trailer,
+//!   starts no `push` workflow. (For a pull request the head commit's message is not in
+//!   the payload.)
 //! - Any other event (`repository_dispatch`, `issues`, …): its `types`, if written,
 //!   must list the payload's `action` (for `repository_dispatch`, its event type).
 
@@ -94,6 +98,10 @@ pub fn due_schedules(workflow: &Workflow, unix_seconds: i64) -> Vec<String> {
 
 fn push_runs(config: &EventConfig, event: &Event, cx: &TriggerContext<'_>) -> Result<bool, TriggerError> {
     if event.payload.get("deleted").and_then(|d| d.as_bool()) == Some(true) {
+        return Ok(false);
+    }
+    let head_message = event.payload.pointer("/head_commit/message").and_then(|m| m.as_str());
+    if head_message.is_some_and(skip_requested) {
         return Ok(false);
     }
     let Some(git_ref) = event.git_ref() else {
@@ -200,6 +208,24 @@ fn types_allow(types: Option<&[Text]>, activity: Option<&str>, default: &[&str])
     }
 }
 
+/// The commit-message commands that skip `push` and `pull_request` workflows.
+pub const SKIP_COMMANDS: &[&str] = &["[skip ci]", "[ci skip]", "[no ci]", "[skip actions]", "[actions skip]"];
+
+/// Whether a commit message asks to skip workflows: one of [`SKIP_COMMANDS`], or a
+/// `skip-checks: true` (or `skip-checks:true`) trailer, last in the trailer block that
+/// ends the message after an empty line.
+pub fn skip_requested(message: &str) -> bool {
+    if SKIP_COMMANDS.iter().any(|c| message.contains(c)) {
+        return true;
+    }
+    let trimmed = message.trim_end();
+    let Some(blank) = trimmed.rfind("\n\n") else {
+        return false;
+    };
+    let last_line = trimmed[blank..].lines().last().unwrap_or_default().trim();
+    last_line == "skip-checks: true" || last_line == "skip-checks:true"
+}
+
 /// `workflow_dispatch` starts the one workflow its payload names (by path from the
 /// repository root); a payload naming none starts every dispatchable workflow.
 fn dispatch_targets(event: &Event, workflow_path: &str) -> bool {
@@ -257,6 +283,21 @@ mod tests {
         assert!(runs(&w, "push", push("refs/tags/v1", &[])));
         assert!(!runs(&w, "pull_request", json!({"action": "opened"})));
         assert!(!runs(&w, "push", json!({"ref": "refs/heads/main", "deleted": true})));
+    }
+
+    #[test]
+    fn commit_message_commands_skip_pushes() {
+        assert!(skip_requested("Fix typo [skip ci]"));
+        assert!(skip_requested("[actions skip] docs"));
+        assert!(skip_requested("Subject\n\nBody.\n\nSigned-off-by: A <a@b>\nskip-checks: true\n"));
+        assert!(skip_requested("Subject\n\nskip-checks:true"));
+        assert!(!skip_requested("skip-checks: true"), "a trailer needs an empty line before it");
+        assert!(!skip_requested("Subject\n\nskip-checks: true\nSigned-off-by: A <a@b>"), "not last");
+        assert!(!skip_requested("Subject [skip-ci]"));
+        let w = workflow(vec![("push", EventConfig::default())]);
+        let mut payload = push("refs/heads/main", &["a"]);
+        payload["head_commit"] = json!({"message": "WIP [ci skip]"});
+        assert!(!runs(&w, "push", payload));
     }
 
     #[test]

@@ -70,3 +70,16 @@ pub fn files_with_ext(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The real webhook payloads of `@octokit/webhooks-examples` for one event (`push`,
+/// `pull_request`, …), read from `tests/oracle/node_modules` at test time.
+pub fn webhook_examples(event: &str) -> Vec<serde_json::Value> {
+    let index = oracle_dir().join("node_modules/@octokit/webhooks-examples/api.github.com/index.json");
+    let text = std::fs::read_to_string(&index).unwrap_or_else(|e| panic!("reading {}: {e}", index.display()));
+    let all: Vec<serde_json::Value> = serde_json::from_str(&text).expect("index.json is a JSON list");
+    let entry = all
+        .into_iter()
+        .find(|e| e["name"] == event)
+        .unwrap_or_else(|| panic!("no {event} examples in {}", index.display()));
+    entry["examples"].as_array().cloned().unwrap_or_default()
+}
