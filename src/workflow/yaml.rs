@@ -150,14 +150,24 @@ pub fn parse(text: &str) -> Result<Option<Node>, Diagnostic> {
 }
 
 fn parse_once(text: &str) -> Result<Option<Node>, Diagnostic> {
-    let mut builder =
-        Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), lines: Lines::new(text) };
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        lines: Lines::new(text),
+        depth: 0,
+        nodes: 0,
+    };
     builder.document()
 }
 
 struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and how many nodes each holds (an alias copies them all).
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Collections open around the current node.
+    depth: usize,
+    /// Nodes built so far, alias copies included.
+    nodes: usize,
     lines: Lines<'a>,
 }
 
@@ -345,7 +355,33 @@ fn pos_of(mark: Marker) -> Pos {
     Pos::new(mark.line() as u32, mark.col() as u32 + 1)
 }
 
+/// Deeper than any workflow needs; keeps recursion far from the stack's end.
+const MAX_DEPTH: usize = 256;
+/// Aliases can make a small text expand exponentially; GitHub also caps the result.
+const MAX_NODES: usize = 1_000_000;
+
+fn subtree_size(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => items.iter().map(subtree_size).sum::<usize>() + 1,
+        Value::Map(entries) => {
+            entries.iter().map(|(k, v)| subtree_size(k) + subtree_size(v)).sum::<usize>() + 1
+        }
+        _ => 1,
+    }
+}
+
 impl Builder<'_> {
+    fn count(&mut self, n: usize, pos: Pos) -> Result<(), Diagnostic> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(Diagnostic::new(
+                pos,
+                format!("YAML expands to more than {MAX_NODES} nodes (through aliases)"),
+            ));
+        }
+        Ok(())
+    }
+
     fn next(&mut self) -> Result<(Event, Marker), Diagnostic> {
         self.parser.next_token().map_err(|e| {
             let pos = self.lines.syntax_error_pos(pos_of(*e.marker()), e.info());
@@ -383,11 +419,12 @@ impl Builder<'_> {
         let pos = pos_of(mark);
         let (anchor, node) = match event {
             Event::Alias(id) => {
-                let node = self
+                let (node, size) = self
                     .anchors
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| Diagnostic::new(pos, "YAML syntax error: unknown alias"))?;
+                self.count(size, pos)?;
                 return Ok(node);
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -406,7 +443,11 @@ impl Builder<'_> {
                 let value = scalar(text, style, tag.flatten());
                 (anchor, Node { pos, value })
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.depth >= MAX_DEPTH => {
+                return Err(Diagnostic::new(pos, format!("YAML nested deeper than {MAX_DEPTH} levels")));
+            }
             Event::SequenceStart(anchor, _) => {
+                self.depth += 1;
                 let mut items = Vec::new();
                 loop {
                     let (event, mark) = self.next()?;
@@ -432,6 +473,7 @@ impl Builder<'_> {
                 (anchor, Node { pos, value: Value::Seq(items) })
             }
             Event::MappingStart(anchor, _) => {
+                self.depth += 1;
                 let mut entries = Vec::new();
                 loop {
                     let (event, mark) = self.next()?;
@@ -468,8 +510,13 @@ impl Builder<'_> {
                 return Err(Diagnostic::new(pos, format!("YAML syntax error: unexpected {other:?}")));
             }
         };
+        if matches!(node.value, Value::Seq(_) | Value::Map(_)) {
+            self.depth -= 1;
+        }
+        self.count(1, pos)?;
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = subtree_size(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         Ok(node)
     }
@@ -648,5 +695,13 @@ mod tests {
         assert!(err.pos.line >= 1, "{err}");
         assert!(parse("").unwrap().is_none());
         assert!(parse("# only a comment\n").unwrap().is_none());
+        let deep = format!("k: {}{}\n", "[".repeat(300), "]".repeat(300));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("deeper") || err.message.contains("recursion"), "{err}");
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+            laughs.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        assert!(parse(&laughs).unwrap_err().message.contains("more than"));
     }
 }
