@@ -125,6 +125,8 @@ pub fn js_number(n: f64) -> String {
 
 /// A parsed document: its root (None for an empty document) or the syntax error.
 pub fn parse(text: &str) -> Result<Option<Node>, Diagnostic> {
+    // A byte-order mark is not content (npm `yaml` skips it too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = match parse_once(text) {
         Err(e) if e.message.ends_with("invalid indentation") => e,
         other => return other,
@@ -268,6 +270,12 @@ impl<'a> Lines<'a> {
                     line += 1;
                 }
                 pos
+            }
+            info if info.starts_with("tabs disallowed") => {
+                // npm `yaml` points at the indentation, where the tab is.
+                let text = self.line(pos.line);
+                let tab = text.chars().position(|c| c == '\t').unwrap_or(0);
+                Pos::new(pos.line, tab as u32 + 1)
             }
             "simple key expect ':'" => {
                 // A plain scalar line without its `:` before the next key.
@@ -695,6 +703,8 @@ mod tests {
         assert!(err.pos.line >= 1, "{err}");
         assert!(parse("").unwrap().is_none());
         assert!(parse("# only a comment\n").unwrap().is_none());
+        assert!(parse("\u{feff}on: push\n").unwrap().unwrap().get("on").is_some());
+        assert_eq!(parse("a:\n\tb: 1\n").unwrap_err().pos, Pos::new(2, 1));
         let deep = format!("k: {}{}\n", "[".repeat(300), "]".repeat(300));
         let err = parse(&deep).unwrap_err();
         assert!(err.message.contains("deeper") || err.message.contains("recursion"), "{err}");
