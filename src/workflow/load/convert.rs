@@ -614,19 +614,15 @@ fn defaults(node: &Node) -> Option<RunDefaults> {
 }
 
 fn strategy(node: &Node) -> Option<Strategy> {
+    let entries = node.as_map()?;
     let mut strategy = Strategy { pos: node.pos, matrix: None, fail_fast: None, max_parallel: None };
-    match &node.value {
-        Value::Map(entries) => {
-            for (key, value) in entries {
-                match key.as_str() {
-                    Some("matrix") => strategy.matrix = Some(value.clone()),
-                    Some("fail-fast") => strategy.fail_fast = or_expr_bool(value),
-                    Some("max-parallel") => strategy.max_parallel = or_expr_number(value),
-                    _ => {}
-                }
-            }
+    for (key, value) in entries {
+        match key.as_str() {
+            Some("matrix") => strategy.matrix = Some(value.clone()),
+            Some("fail-fast") => strategy.fail_fast = or_expr_bool(value),
+            Some("max-parallel") => strategy.max_parallel = or_expr_number(value),
+            _ => {}
         }
-        _ => strategy.matrix = None,
     }
     Some(strategy)
 }

@@ -93,7 +93,7 @@ impl Reader<'_> {
                 let all_loose = maps.len() == 1
                     && matches!(&self.schema.def(maps[0]).kind, Kind::Map { props, loose: Some(_) } if props.is_empty());
                 if all_loose {
-                    self.read_loose_map(node, entries, maps[0], cx);
+                    self.read_loose_map(entries, maps[0], cx);
                 } else {
                     self.read_known_map(node, entries, maps, cx);
                 }
@@ -208,7 +208,7 @@ impl Reader<'_> {
         }
     }
 
-    fn read_loose_map(&mut self, _node: &Node, entries: &[(Node, Node)], map: DefId, cx: &Rc<AllowedCx>) {
+    fn read_loose_map(&mut self, entries: &[(Node, Node)], map: DefId, cx: &Rc<AllowedCx>) {
         let Kind::Map { loose: Some((key_ty, value_ty)), .. } = self.schema.def(map).kind else { return };
         let value_cx = AllowedCx::child(cx, self.schema, value_ty);
         let mut seen: Vec<(String, Pos)> = Vec::new();
