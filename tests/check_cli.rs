@@ -267,3 +267,11 @@ fn messages_stay_on_one_line() {
         "on: push\njobs:\n  build:\n    runs-on: x\n    continue-on-error: |\n      yes\n      no\n    steps:\n      - run: |\n          echo ${{ github.ref ==\n            nope.x }}\n"
     ));
 }
+
+#[test]
+fn quoted_booleans_are_strings() {
+    insta::assert_snapshot!(invalid(
+        "quoted",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    continue-on-error: \"false\"\n    timeout-minutes: '30'\n    steps: [{run: a}]\n"
+    ));
+}

@@ -569,7 +569,7 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
 }
 
 /// The YAML 1.2 core schema, as npm `yaml` applies it to plain scalars.
-fn resolve_plain(text: &str) -> Option<Value> {
+pub fn resolve_plain(text: &str) -> Option<Value> {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "true" | "True" | "TRUE" => return Some(Value::Bool(true)),

@@ -10,7 +10,7 @@ use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::load::schema::Schema;
 use crate::workflow::load::template;
 use crate::workflow::model::*;
-use crate::workflow::yaml::{js_number, Node, Value};
+use crate::workflow::yaml::{js_number, Node, Style, Value};
 
 pub struct Converter<'a> {
     pub diags: &'a mut Vec<Diagnostic>,
@@ -31,6 +31,20 @@ pub fn text(node: &Node) -> Option<Text> {
 /// Whether GitHub treats this node as an expression (a string with `${{ }}`).
 pub fn is_expression(node: &Node) -> bool {
     node.as_str().is_some_and(|s| s.contains("${{"))
+}
+
+/// Where GitHub puts a value that is one whole `${{ }}`: at the `${{`, inside the quotes.
+fn expression_pos(node: &Node) -> Pos {
+    match &node.value {
+        Value::String(s)
+            if matches!(s.style, Style::SingleQuoted | Style::DoubleQuoted)
+                && s.text.starts_with("${{")
+                && s.text.ends_with("}}") =>
+        {
+            Pos::new(node.pos.line, node.pos.col + 1)
+        }
+        _ => node.pos,
+    }
 }
 
 fn texts(node: &Node) -> Vec<Text> {
@@ -350,7 +364,7 @@ impl Converter<'_> {
                 "services" => {
                     if is_expression(value) {
                         self.error(
-                            value.pos,
+                            expression_pos(value),
                             "`services` must be a mapping of service containers; GitHub does not accept one expression for it",
                         );
                     }
@@ -418,7 +432,7 @@ impl Converter<'_> {
     fn strict_env(&mut self, node: &Node, level: &str) -> Env {
         if is_expression(node) {
             self.error(
-                node.pos,
+                expression_pos(node),
                 format!("the {level}'s `env` must be a mapping of variables; GitHub does not accept one expression for it"),
             );
         }

@@ -8,7 +8,7 @@ use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::expr::FunctionSig;
 use crate::workflow::load::schema::{DefId, Kind, Schema};
 use crate::workflow::load::template::{self, Scanned};
-use crate::workflow::yaml::{Node, Value};
+use crate::workflow::yaml::{Node, Style, Value};
 
 /// What expressions at a place may name: the contexts and functions of every schema
 /// definition from the root down to it.
@@ -144,7 +144,12 @@ impl Reader<'_> {
             return;
         }
         let mut message = format!("{} must be {}", self.what(), self.expected(def));
-        if !text.is_empty() {
+        let quoted_scalar = matches!(&node.value, Value::String(s) if s.style != Style::Plain && s.style != Style::Block)
+            && matches!(crate::workflow::yaml::resolve_plain(&text), Some(Value::Bool(_) | Value::Number(_)));
+        if quoted_scalar {
+            // `'false'` is a string: the quotes make it one.
+            message.push_str(&format!(", not the string `{}` (remove the quotes)", shown(&text)));
+        } else if !text.is_empty() {
             message.push_str(&format!(", not `{}`", shown(&text)));
         }
         self.error(node.pos, message);
