@@ -275,3 +275,11 @@ fn quoted_booleans_are_strings() {
         "on: push\njobs:\n  a:\n    runs-on: x\n    continue-on-error: \"false\"\n    timeout-minutes: '30'\n    steps: [{run: a}]\n"
     ));
 }
+
+#[test]
+fn misspelt_values_get_suggestions() {
+    insta::assert_snapshot!(invalid(
+        "values",
+        "on:\n  pushh:\n  pull_request:\n    types: [opend, synchronize]\npermissions:\n  contents: wirte\njobs:\n  a:\n    runs-on: x\n    steps: [{run: a}]\n"
+    ));
+}

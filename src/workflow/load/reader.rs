@@ -151,6 +151,20 @@ impl Reader<'_> {
             message.push_str(&format!(", not the string `{}` (remove the quotes)", shown(&text)));
         } else if !text.is_empty() {
             message.push_str(&format!(", not `{}`", shown(&text)));
+            let constants: Vec<&str> = scalars
+                .iter()
+                .filter_map(|&s| match self.schema.def(s).kind {
+                    Kind::Str { constant: Some(c), .. } => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if let Some(best) = suggest(&text, &constants) {
+                if constants.len() > 8 {
+                    // The suggestion says enough; the whole list would drown it.
+                    message = format!("{} does not allow `{}`", self.what(), shown(&text));
+                }
+                message.push_str(&format!("; did you mean `{best}`?"));
+            }
         }
         self.error(node.pos, message);
     }
