@@ -283,3 +283,11 @@ fn misspelt_values_get_suggestions() {
         "on:\n  pushh:\n  pull_request:\n    types: [opend, synchronize]\npermissions:\n  contents: wirte\njobs:\n  a:\n    runs-on: x\n    steps: [{run: a}]\n"
     ));
 }
+
+#[test]
+fn keys_of_the_other_form() {
+    insta::assert_snapshot!(invalid(
+        "forms",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: make\n        with: {a: b}\n      - uses: actions/checkout@v4\n        shell: bash\n  b:\n    uses: ./.github/workflows/x.yml\n    runs-on: x\n"
+    ));
+}

@@ -182,6 +182,10 @@ impl Reader<'_> {
         };
         let mut seen: Vec<(String, Pos)> = Vec::new();
         let mut has_expression_key = false;
+        // The candidate forms (e.g. a `run` step and a `uses` step) and the key that
+        // chose among them, to explain a key that belongs to the form not chosen.
+        let candidates = maps.clone();
+        let mut chosen_by: Option<String> = None;
         for (key, value) in entries {
             let any = self.schema.id("any");
             let Some(name) = self.key_name(key, cx, &mut has_expression_key, value, any) else {
@@ -191,7 +195,11 @@ impl Reader<'_> {
                 continue;
             }
             self.path.push(Seg::Key(name.clone()));
+            let before = maps.len();
             if let Some(prop_ty) = self.match_property(&mut maps, &name) {
+                if maps.len() < before && chosen_by.is_none() {
+                    chosen_by = Some(name.clone());
+                }
                 if BACKGROUND_STEP_KEYS.contains(&name.as_str()) {
                     let message = format!(
                         "unknown key `{name}` in {}: background steps are not available",
@@ -207,7 +215,15 @@ impl Reader<'_> {
                 let child = AllowedCx::child(cx, self.schema, value_ty);
                 self.read(value, value_ty, &child);
             } else {
-                let message = self.unknown_key_message(&name, &maps);
+                let elsewhere = candidates.iter().any(|&m| {
+                    matches!(&self.schema.def(m).kind, Kind::Map { props, .. } if props.iter().any(|p| p.name == name))
+                });
+                let message = match &chosen_by {
+                    Some(other) if elsewhere && !BACKGROUND_STEP_KEYS.contains(&name.as_str()) => {
+                        format!("`{name}` cannot be used with `{other}` in {}", self.place_of_parent())
+                    }
+                    _ => self.unknown_key_message(&name, &maps),
+                };
                 self.error(key.pos, message);
             }
             self.path.pop();
