@@ -74,6 +74,9 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
         farm::check_runnable(&root, &mut diagnostics);
     }
     diagnostics.sort_by_key(|d| d.pos);
+    // A node reached through several aliases is reported once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.pos, d.message.clone())));
     for d in &mut diagnostics {
         // One diagnostic, one line (`path:line:col: message`), whatever text it quotes.
         if d.message.contains('\n') {

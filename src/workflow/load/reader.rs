@@ -186,8 +186,8 @@ impl Reader<'_> {
         // chose among them, to explain a key that belongs to the form not chosen.
         let candidates = maps.clone();
         let mut chosen_by: Option<String> = None;
+        let any = self.schema.id("any");
         for (key, value) in entries {
-            let any = self.schema.id("any");
             let Some(name) = self.key_name(key, cx, &mut has_expression_key, value, any) else {
                 continue;
             };
