@@ -3,7 +3,8 @@
 //!
 //! Loading runs in GitHub's order: YAML syntax; the schema (`reader`: keys, types,
 //! expressions and the contexts each place allows); the cross-key checks (`convert`:
-//! job and step ids, `needs`, `if:`, cron, dispatch inputs), which also build the model;
+//! job and step ids, `needs`, `if:`, cron, dispatch inputs), which also build the model
+//! (GitHub skips them after a schema error; they run here anyway, to report more at once);
 //! then, unless `syntax_only`, checks beyond GitHub's (`farm`: references to matrix
 //! keys a literal matrix lacks, `container:`/`services:`, unavailable `uses:` actions).
 //! With `syntax_only`, a file is valid exactly when GitHub's parser accepts it.
@@ -24,7 +25,8 @@ pub use farm::action_available;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
-    /// Skip the checks that depend on this farm (available actions, containers).
+    /// Only GitHub's checks: skip what depends on this farm (available actions,
+    /// containers) and the lints GitHub does not make (matrix references).
     pub syntax_only: bool,
 }
 
