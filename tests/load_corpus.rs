@@ -5,7 +5,7 @@
 //!     diagnostics, except the files GitHub's parser rejects too (listed with its reason);
 //! (b) every `actionlint/err/` error that GitHub's parser also reports is reported by us
 //!     at the same line;
-//! (c) on realworld, actionlint ok/err and the workflow-parser reader inputs, we agree
+//! (c) on realworld, actionlint ok/err, act's workflows and the workflow-parser reader inputs, we agree
 //!     with GitHub's parser on which files are valid (disagreements listed with reasons);
 //! (d) the workflow-parser reader tests: valid/invalid and error lines as expected;
 //! (e) every error GitHub's parser reports on those corpora, we report at the same line
@@ -207,6 +207,22 @@ fn corpus_inputs(sub: &str) -> Vec<Input> {
         .collect()
 }
 
+/// The workflows of act's runner tests (every `.yml`/`.yaml` below `act/`, but the
+/// composite actions' `action.yml`), named by their path in the corpus.
+fn act_inputs() -> Vec<Input> {
+    let root = common::corpus_dir();
+    common::files_with_ext(&root.join("act"), &[".yml", ".yaml"])
+        .into_iter()
+        .filter(|p| !p.file_stem().is_some_and(|s| s == "action"))
+        .filter_map(|path| {
+            // A few of act's inputs are deliberately not UTF-8 or not text.
+            let text = std::fs::read_to_string(&path).ok()?;
+            let name = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            Some(Input { name, text })
+        })
+        .collect()
+}
+
 /// A reader test: the workflow, and the expected errors (None when it must load).
 struct ReaderTest {
     name: String,
@@ -271,8 +287,10 @@ fn oracle() -> &'static BTreeMap<String, Verdict> {
             .iter()
             .map(|t| serde_json::json!({"name": format!("workflow-parser/reader/{}", t.name), "content": t.workflow}).to_string() + "\n")
             .collect();
+        let act: Vec<String> =
+            act_inputs().iter().map(|i| root.join(&i.name).to_string_lossy().into_owned()).collect();
         let from_files = std::thread::spawn(move || {
-            let args: Vec<&str> = dirs.iter().map(String::as_str).collect();
+            let args: Vec<&str> = dirs.iter().chain(&act).map(String::as_str).collect();
             common::run_node_oracle("workflow-oracle.mjs", &args, b"")
         });
         let from_stdin = common::run_node_oracle("workflow-oracle.mjs", &[], stdin.as_bytes());
@@ -383,6 +401,7 @@ fn we_agree_with_githubs_parser_on_which_files_are_valid() {
     let mut inputs = corpus_inputs("realworld");
     inputs.extend(corpus_inputs("actionlint/ok"));
     inputs.extend(corpus_inputs("actionlint/err"));
+    inputs.extend(act_inputs());
     inputs.extend(
         reader_tests()
             .into_iter()
@@ -396,7 +415,7 @@ fn we_agree_with_githubs_parser_on_which_files_are_valid() {
             disagreements.insert(input.name.as_str());
         }
     }
-    assert!(inputs.len() > 1800, "{} inputs", inputs.len());
+    assert!(inputs.len() > 1950, "{} inputs", inputs.len());
     let known: BTreeSet<&str> = KNOWN_DISAGREEMENTS.iter().map(|(f, _)| *f).collect();
     assert_eq!(disagreements, known, "files where we and GitHub's parser disagree on validity");
 }
