@@ -213,7 +213,7 @@ fn act_inputs() -> Vec<Input> {
     let root = common::corpus_dir();
     common::files_with_ext(&root.join("act"), &[".yml", ".yaml"])
         .into_iter()
-        .filter(|p| !p.file_stem().is_some_and(|s| s == "action"))
+        .filter(|p| p.file_stem().is_none_or(|s| s != "action"))
         .filter_map(|path| {
             // A few of act's inputs are deliberately not UTF-8 or not text.
             let text = std::fs::read_to_string(&path).ok()?;
