@@ -306,7 +306,7 @@ jobs:
           - os: ubuntu-latest
             experimental: true
     concurrency:
-      group: build-${{ github.ref_name }}-${{ matrix.os }}
+      group: ${{ github.job }}-${{ github.ref_name }}-${{ matrix.os }}
       cancel-in-progress: ${{ github.ref_name != 'master' }}
     steps:
       - run: echo

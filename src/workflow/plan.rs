@@ -254,9 +254,14 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
         },
     };
 
+    // `github.job` is the job's id in everything the job evaluates.
+    let mut job_base = contexts.clone();
+    if let Some(Value::Object(github)) = job_base.get_mut("github") {
+        github.insert("job".to_string(), Value::String(job.id.value.clone()));
+    }
     let total = combinations.len();
     for (index, combination) in combinations.into_iter().enumerate() {
-        let mut job_contexts = contexts.clone();
+        let mut job_contexts = job_base.clone();
         job_contexts.insert("matrix".into(), combination.clone().map_or(Value::Null, Value::Object));
         job_contexts.insert("strategy".into(), strategy_context(job, index, total, &job_contexts)?);
 
