@@ -77,3 +77,136 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
     diagnostics.sort_by_key(|d| d.pos);
     Loaded { workflow: if github_valid { workflow } else { None }, diagnostics }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::model::{InputType, OrExpr};
+
+    const WORKFLOW: &str = r#"name: qemu sanity
+run-name: sanity on ${{ github.ref_name }}
+on:
+  push:
+    branches: [master, 'stable-*']
+    paths-ignore: ['docs/**']
+  schedule:
+    - cron: '0 2 * * *'
+  workflow_dispatch:
+    inputs:
+      guest:
+        type: choice
+        options: [fedora, rhel]
+        default: fedora
+      debug:
+        type: boolean
+concurrency:
+  group: sanity-${{ github.ref }}
+  cancel-in-progress: true
+env:
+  GUEST: fedora
+  COUNT: 3
+jobs:
+  build:
+    runs-on: [self-hosted, '${{ matrix.cpu }}']
+    timeout-minutes: 180
+    strategy:
+      fail-fast: false
+      matrix:
+        cpu: [amd64, intel64]
+    steps:
+      - uses: metalfarm/provision@v1
+        with:
+          timeout: 45m
+      - id: make
+        name: Build
+        run: make -j4
+        working-directory: qemu
+        env:
+          CC: gcc
+  test:
+    needs: build
+    if: github.event_name == 'push'
+    runs-on: {group: lab, labels: kvm}
+    continue-on-error: ${{ github.ref == 'refs/heads/next' }}
+    steps:
+      - run: make check
+        if: always()
+"#;
+
+    #[test]
+    fn a_valid_workflow_becomes_the_model() {
+        let loaded = load(WORKFLOW, &LoadOptions::default());
+        assert_eq!(loaded.diagnostics, vec![]);
+        let wf = loaded.workflow.expect("a model");
+        assert_eq!(wf.name.unwrap().value, "qemu sanity");
+        assert_eq!(wf.run_name.unwrap().pos, Pos::new(2, 11));
+        let events: Vec<&str> = wf.on.events.keys().map(String::as_str).collect();
+        assert_eq!(events, ["push", "schedule", "workflow_dispatch"]);
+        let push = &wf.on.events["push"];
+        assert_eq!(
+            push.branches.as_ref().unwrap().iter().map(|b| b.value.as_str()).collect::<Vec<_>>(),
+            ["master", "stable-*"]
+        );
+        assert!(push.tags.is_none());
+        assert_eq!(wf.on.events["schedule"].schedule[0].cron.value, "0 2 * * *");
+        let inputs = &wf.on.events["workflow_dispatch"].inputs;
+        assert_eq!(inputs["guest"].kind, InputType::Choice);
+        assert_eq!(inputs["guest"].options.len(), 2);
+        assert_eq!(inputs["debug"].kind, InputType::Boolean);
+        let concurrency = wf.concurrency.unwrap();
+        assert_eq!(concurrency.group.unwrap().value, "sanity-${{ github.ref }}");
+        assert_eq!(concurrency.cancel_in_progress.unwrap().value, OrExpr::Value(true));
+        assert_eq!(wf.env.vars["COUNT"].value, "3");
+
+        let build = &wf.jobs["build"];
+        assert_eq!(build.id.pos, Pos::new(24, 3));
+        let labels: Vec<&str> =
+            build.runs_on.as_ref().unwrap().labels.iter().map(|l| l.value.as_str()).collect();
+        assert_eq!(labels, ["self-hosted", "${{ matrix.cpu }}"]);
+        assert_eq!(build.timeout_minutes.as_ref().unwrap().value, OrExpr::Value(180.0));
+        let strategy = build.strategy.as_ref().unwrap();
+        assert_eq!(strategy.fail_fast.as_ref().unwrap().value, OrExpr::Value(false));
+        assert!(strategy.matrix.as_ref().unwrap().get("cpu").is_some());
+        assert_eq!(build.steps.len(), 2);
+        assert_eq!(build.steps[0].uses.as_ref().unwrap().value, "metalfarm/provision@v1");
+        assert_eq!(build.steps[0].with["timeout"].value, "45m");
+        assert_eq!(build.steps[1].id.as_ref().unwrap().value, "make");
+        assert_eq!(build.steps[1].working_directory.as_ref().unwrap().value, "qemu");
+        assert_eq!(build.steps[1].env.vars["CC"].value, "gcc");
+
+        let test = &wf.jobs["test"];
+        assert_eq!(test.needs[0].value, "build");
+        assert_eq!(test.if_.as_ref().unwrap().value, "github.event_name == 'push'");
+        let runs_on = test.runs_on.as_ref().unwrap();
+        assert_eq!(runs_on.group.as_ref().unwrap().value, "lab");
+        assert_eq!(runs_on.labels[0].value, "kvm");
+        assert!(matches!(test.continue_on_error.as_ref().unwrap().value, OrExpr::Expr(_)));
+        assert_eq!(test.steps[0].if_.as_ref().unwrap().value, "always()");
+    }
+
+    #[test]
+    fn farm_checks_are_skipped_with_syntax_only() {
+        let text = "on: push\njobs:\n  a:\n    runs-on: x\n    container: fedora\n    steps:\n      - uses: actions/setup-go@v5\n      - run: echo ${{ matrix.nope }}\n";
+        let loaded = load(text, &LoadOptions { syntax_only: true });
+        assert_eq!(loaded.diagnostics, vec![]);
+        assert!(loaded.workflow.is_some());
+        let loaded = load(text, &LoadOptions { syntax_only: false });
+        let lines: Vec<u32> = loaded.diagnostics.iter().map(|d| d.pos.line).collect();
+        assert_eq!(lines, [5, 7, 8]);
+        // Farm-only problems keep the model: the file is valid GitHub Actions.
+        assert!(loaded.workflow.is_some());
+    }
+
+    #[test]
+    fn errors_withhold_the_model_and_are_sorted() {
+        let loaded =
+            load("jobs:\n  b:\n    runs-on: x\n    step: []\non: push\nname: [x]\n", &LoadOptions::default());
+        let positions: Vec<Pos> = loaded.diagnostics.iter().map(|d| d.pos).collect();
+        assert_eq!(positions, [Pos::new(4, 5), Pos::new(6, 7)]);
+        assert!(loaded.workflow.is_none());
+        let empty = load("", &LoadOptions::default());
+        assert_eq!(empty.diagnostics.len(), 1);
+        let not_a_map = load("- on\n", &LoadOptions::default());
+        assert_eq!(not_a_map.diagnostics[0].pos, Pos::new(1, 1));
+    }
+}

@@ -439,6 +439,26 @@ impl<'a, 'c> Evaluator<'a, 'c> {
             _ => {}
         }
         let base = self.live;
+        // The two-argument string tests are the common case in `if:` conditions: no
+        // argument vector for them.
+        if let (Func::Contains | Func::StartsWith | Func::EndsWith, [l, r]) = (func, arg_nodes) {
+            let l = self.eval_arg(l, base)?;
+            let r = self.eval_arg(r, base)?;
+            self.live = base;
+            return Ok(Val::Bool(match func {
+                Func::Contains => contains(&l, &r),
+                Func::StartsWith => {
+                    l.is_primitive()
+                        && r.is_primitive()
+                        && js::starts_with_ignore_case(&l.coerce_string(), &r.coerce_string())
+                }
+                _ => {
+                    l.is_primitive()
+                        && r.is_primitive()
+                        && js::ends_with_ignore_case(&l.coerce_string(), &r.coerce_string())
+                }
+            }));
+        }
         let mut args: Vec<Val<'a>> = Vec::with_capacity(arg_nodes.len());
         for node in arg_nodes {
             let v = self.eval(node)?;
@@ -458,22 +478,36 @@ impl<'a, 'c> Evaluator<'a, 'c> {
     }
 }
 
+impl<'a> Evaluator<'a, '_> {
+    /// One argument of a call, counted against the memory limit until the call ends.
+    fn eval_arg(&mut self, node: &'a Node, base: usize) -> Result<Val<'a>, ExprError> {
+        let v = self.eval(node)?;
+        self.live += v.memory();
+        if self.live > MAX_MEMORY_BYTES {
+            self.live = base;
+            return Err(memory_error());
+        }
+        Ok(v)
+    }
+}
+
+fn contains(l: &Val<'_>, r: &Val<'_>) -> bool {
+    if l.is_primitive() {
+        r.is_primitive() && js::contains_ignore_case(&l.coerce_string(), &r.coerce_string())
+    } else if l.is_array() {
+        l.array_items().iter().any(|v| equals(r, v))
+    } else {
+        false
+    }
+}
+
 fn call_function<'a>(
     func: &Func,
     mut args: Vec<Val<'a>>,
     cx: &EvalContext<'_>,
 ) -> Result<Val<'a>, ExprError> {
     Ok(match func {
-        Func::Contains => {
-            let (l, r) = (&args[0], &args[1]);
-            Val::Bool(if l.is_primitive() {
-                r.is_primitive() && js::contains_ignore_case(&l.coerce_string(), &r.coerce_string())
-            } else if l.is_array() {
-                l.array_items().iter().any(|v| equals(r, v))
-            } else {
-                false
-            })
-        }
+        Func::Contains => Val::Bool(contains(&args[0], &args[1])),
         Func::StartsWith | Func::EndsWith => {
             let (l, r) = (&args[0], &args[1]);
             Val::Bool(

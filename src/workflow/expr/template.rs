@@ -3,6 +3,7 @@
 
 use super::js;
 use super::{Allowed, EvalContext, Expr, ExprError, Value};
+use crate::workflow::diag::Pos;
 
 const OPEN: &str = "${{";
 
@@ -46,19 +47,30 @@ impl Template {
             let Some(end) = end else {
                 return Err(ExprError::new(
                     "The expression is not closed. An unescaped ${{ sequence was found, but the closing }} sequence was not found.",
-                    None,
+                    Some(pos_at(src, start)),
                 ));
             };
             // `end` is the second `}`; the body stops before the first.
             let body = src.get(body_start..end - 1).unwrap_or("");
             let trimmed = js::js_trim(body);
             if trimmed.is_empty() {
-                return Err(ExprError::new("An expression was expected", None));
+                return Err(ExprError::new("An expression was expected", Some(pos_at(src, start))));
             }
             if start > rest_start {
                 push_text(&mut segments, &src[rest_start..start]);
             }
-            segments.push(Segment::Expr(Expr::parse(trimmed, allowed)?));
+            let expr_start = body_start + (body.len() - body.trim_start_matches(js::is_js_whitespace).len());
+            let expr = Expr::parse(trimmed, allowed).map_err(|mut e| {
+                // From a position in the expression to one in the whole string.
+                let base = pos_at(src, expr_start);
+                e.pos = Some(match e.pos {
+                    Some(p) if p.line == 1 => Pos::new(base.line, base.col + p.col - 1),
+                    Some(p) => Pos::new(base.line + p.line - 1, p.col),
+                    None => base,
+                });
+                e
+            })?;
+            segments.push(Segment::Expr(expr));
             rest_start = end + 1;
             search_from = end + 1;
         }
@@ -117,6 +129,14 @@ impl Template {
     }
 }
 
+/// Line and column (from 1, in characters) of byte offset `byte` of `src`.
+fn pos_at(src: &str, byte: usize) -> Pos {
+    let before = &src[..byte];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Pos::new(line as u32, before[line_start..].chars().count() as u32 + 1)
+}
+
 fn push_text(segments: &mut Vec<Segment>, text: &str) {
     if let Some(Segment::Text(last)) = segments.last_mut() {
         last.push_str(text);
@@ -169,6 +189,10 @@ mod tests {
     fn errors() {
         assert!(eval("${{ github.ref").unwrap_err().message.starts_with("The expression is not closed"));
         assert_eq!(eval("${{ }}").unwrap_err().message, "An expression was expected");
-        assert!(eval("${{ nope }}").unwrap_err().message.starts_with("Unrecognized named-value: 'nope'"));
+        let e = eval("ok: ${{ nope }}").unwrap_err();
+        assert!(e.message.starts_with("Unrecognized named-value: 'nope'"));
+        assert_eq!(e.pos, Some(Pos::new(1, 9)));
+        assert_eq!(eval("a\nb ${{ github.ref == }}").unwrap_err().pos, Some(Pos::new(2, 18)));
+        assert_eq!(eval("x ${{ y").unwrap_err().pos, Some(Pos::new(1, 3)));
     }
 }

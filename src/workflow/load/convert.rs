@@ -70,11 +70,11 @@ pub fn id_error(id: &str) -> Option<String> {
     };
     if !valid || id.len() >= 100 {
         return Some(format!(
-            "the id `{id}` is invalid: ids start with a letter or `_`, contain only letters, digits, `_` and `-`, and are shorter than 100 characters"
+            "id `{id}` is invalid: ids start with a letter or `_`, contain only letters, digits, `_` and `-`, and are shorter than 100 characters"
         ));
     }
     if id.starts_with("__") {
-        return Some(format!("the id `{id}` is invalid: ids starting with `__` are reserved"));
+        return Some(format!("id `{id}` is invalid: ids starting with `__` are reserved"));
     }
     None
 }
@@ -148,10 +148,7 @@ impl Converter<'_> {
                 if crate::workflow::cron::Schedule::parse(&cron.value).is_err() {
                     self.error(
                         cron.pos,
-                        format!(
-                            "invalid cron expression `{}`. Expected format: '* * * * *' (minute hour day month weekday)",
-                            cron.value
-                        ),
+                        "Invalid cron expression. Expected format: '* * * * *' (minute hour day month weekday)",
                     );
                 }
                 config.schedule.push(CronEntry { cron, timezone: item.get("timezone").and_then(text) });
@@ -433,7 +430,7 @@ impl Converter<'_> {
         let root = std::rc::Rc::new(AllowedCx::default());
         let cx = AllowedCx::child(&root, schema, def);
         if let Err(e) = template::check_expression(trimmed, &cx) {
-            self.error(node.pos, format!("invalid expression in {what}: {e}"));
+            self.error(node.pos, format!("invalid expression in {what}: {}", template::explain(&e, &cx)));
         }
     }
 
@@ -482,7 +479,7 @@ impl Converter<'_> {
                             } else if ids.contains(&id.value) {
                                 self.error(
                                     id.pos,
-                                    format!("the step id `{}` is used more than once in this job", id.value),
+                                    format!("step id `{}` is used more than once in this job", id.value),
                                 );
                             } else {
                                 ids.push(id.value.clone());

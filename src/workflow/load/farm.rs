@@ -115,7 +115,9 @@ fn literal_matrix_keys(matrix: &Node) -> Option<Vec<String>> {
                         if k.contains("${{") {
                             return None;
                         }
-                        keys.push(k.to_string());
+                        if !keys.iter().any(|have: &String| have.eq_ignore_ascii_case(k)) {
+                            keys.push(k.to_string());
+                        }
                     }
                 }
             }

@@ -79,6 +79,19 @@ pub fn check_expression(expr: &str, cx: &AllowedCx) -> Result<(), String> {
     Expr::parse(expr, &allowed).map(|_| ()).map_err(|e| e.message)
 }
 
+/// An expression error, with what the place allows when a name was not allowed.
+pub fn explain(error: &str, cx: &AllowedCx) -> String {
+    if error.starts_with("Unrecognized named-value") {
+        let list = if cx.contexts.is_empty() { "none".to_string() } else { cx.contexts.join(", ") };
+        format!("{error} (contexts available here: {list})")
+    } else if error.starts_with("Unrecognized function") && !cx.functions.is_empty() {
+        let extra: Vec<&str> = cx.functions.iter().map(|f| f.name).collect();
+        format!("{error} (besides the built-in functions, available here: {})", extra.join(", "))
+    } else {
+        error.to_string()
+    }
+}
+
 pub fn scan(
     node: &Node,
     cx: &AllowedCx,
@@ -110,7 +123,9 @@ pub fn scan(
             // GitHub's `insert` directive takes no arguments and fills a whole mapping key.
             Some(format!("the `insert` directive is only allowed alone, as a mapping key, not in {what}"))
         } else {
-            check_expression(trimmed, cx).err().map(|e| format!("invalid expression in {what}: {e}"))
+            check_expression(trimmed, cx)
+                .err()
+                .map(|e| format!("invalid expression in {what}: {}", explain(&e, cx)))
         };
         if let Some(message) = error {
             failed = true;
