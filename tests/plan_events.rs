@@ -255,6 +255,26 @@ fn schedule_starts_the_workflows_with_that_cron() {
 }
 
 #[test]
+fn sha_and_vars_come_from_the_command_line() {
+    let repository = example("push", |_| true)["repository"].clone();
+    let payload = json!({"schedule": "0 2 * * *", "repository": repository});
+    let text = "run-name: ${{ vars.LAB }} at ${{ github.sha }} on ${{ github.ref }}\non:\n  schedule:\n    - cron: '0 2 * * *'\n";
+    let w = Workflows::new(&[("nightly.yml", &format!("{text}{JOB}"))]);
+    let args = ["--sha", "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "--var", "LAB=kvm-lab", "--var", "X=1"];
+    let (status, stdout, stderr) = run_plan(w.dir.path(), "schedule", &payload, &args);
+    assert_eq!(status, Some(0), "{stderr}");
+    let plan: Json = serde_json::from_str(&stdout).expect("JSON");
+    // A schedule runs on the default branch (the example repository's is master).
+    assert_eq!(
+        workflow(&plan, "nightly.yml")["run_name"],
+        "kvm-lab at 6113728f27ae82c7b1a177c8d03f9e96e0adf246 on refs/heads/master"
+    );
+    let (status, _, stderr) = run_plan(w.dir.path(), "schedule", &payload, &["--var", "novalue"]);
+    assert_eq!(status, Some(2));
+    assert!(stderr.contains("NAME=VALUE"), "{stderr}");
+}
+
+#[test]
 fn repository_dispatch_types_and_a_matrix_from_the_payload() {
     let mut payload = example("repository_dispatch", |p| p["action"] == "on-demand-test");
     // The docs' "matrix from a context" example: versions come with the event.
@@ -527,6 +547,24 @@ fn the_farms_own_workflows_on_a_push() {
     let (_, stdout, _) = run_plan(repo, "push", &docs_only, &["--workflows", "workflows"]);
     let plan: Json = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(selected(&plan), vec!["kvm-sanity.yml"]);
+}
+
+#[test]
+fn the_farms_own_workflows_on_a_manual_dispatch() {
+    let mut payload = example("workflow_dispatch", |p| p["ref"] == "refs/heads/main");
+    payload["workflow"] = json!("workflows/qemu-sanity.yml");
+    payload["inputs"] = json!({"guest": "RHEL.6.4.x86_64"});
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (status, stdout, stderr) =
+        run_plan(repo, "workflow_dispatch", &payload, &["--workflows", "workflows"]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let plan: Json = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(selected(&plan), vec!["qemu-sanity.yml"]);
+    let sanity = workflow(&plan, "qemu-sanity.yml");
+    assert_eq!(sanity["run_name"], "qemu sanity on main (workflow_dispatch)");
+    let names: Vec<&str> =
+        sanity["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["sanity (amd64)", "sanity (intel64)"]);
 }
 
 #[test]
