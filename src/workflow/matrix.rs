@@ -38,7 +38,8 @@ pub enum MatrixError {
     NotAListOfMappings(&'static str),
     #[error("matrix exclude key '{0}' does not match any key within the matrix")]
     UnknownExcludeKey(String),
-    #[error("the matrix produces {0} jobs; at most {MAX_COMBINATIONS} are allowed")]
+    /// GitHub's wording, after "Strategy for job '…' ".
+    #[error("produced {0} configurations which exceeds the maximum of {MAX_COMBINATIONS} configurations")]
     TooManyCombinations(u128),
 }
 

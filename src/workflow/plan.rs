@@ -21,7 +21,7 @@ use serde_json::{json, Value as Json};
 use crate::workflow::diag::Pos;
 use crate::workflow::event::{inputs_context, DeclaredInput, Event, InputKind, RunInfo};
 use crate::workflow::expr::{Allowed, EvalContext, Expr, JobStatus, Template, Value, JOB_STATUS_FUNCTIONS};
-use crate::workflow::matrix::{self, Combination};
+use crate::workflow::matrix::{self, Combination, MatrixError};
 use crate::workflow::model::{Concurrency, InputType, Job, OrExpr, Text, Workflow};
 use crate::workflow::yaml::{self, Node};
 
@@ -231,7 +231,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
 
     let combinations: Vec<Option<Combination>> = match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
         None => vec![None],
-        Some(node) => match expand_matrix(node, contexts)? {
+        Some(node) => match expand_matrix(job, node, contexts)? {
             Expansion::Deferred(text) => {
                 out.push(JobPlan {
                     id: job.id.value.clone(),
@@ -355,12 +355,18 @@ enum Expansion {
 }
 
 /// Evaluates the matrix node (its expressions, at any depth) and expands it.
-fn expand_matrix(node: &Node, contexts: &IndexMap<String, Value>) -> Result<Expansion, PlanError> {
+fn expand_matrix(job: &Job, node: &Node, contexts: &IndexMap<String, Value>) -> Result<Expansion, PlanError> {
     if node_reads(node, "needs") {
         return Ok(Expansion::Deferred(node_text(node)));
     }
     let value = eval_node(node, STRATEGY_CONTEXTS, contexts)?;
-    matrix::expand(&value).map(Expansion::Combinations).map_err(|e| PlanError::new(node.pos, e.to_string()))
+    matrix::expand(&value).map(Expansion::Combinations).map_err(|e| {
+        let message = match e {
+            MatrixError::TooManyCombinations(_) => format!("Strategy for job '{}' {e}", job.id.value),
+            other => format!("the matrix of job '{}': {other}", job.id.value),
+        };
+        PlanError::new(node.pos, message)
+    })
 }
 
 /// A YAML node as a value, with every string that holds `${{ }}` evaluated (a lone
