@@ -628,6 +628,33 @@ mod tests {
     }
 
     #[test]
+    fn workflow_concurrency_and_what_waits_for_needs() {
+        let text = "on: push\nconcurrency:\n  group: ci-${{ github.ref }}\n  cancel-in-progress: true\njobs:\n  \
+                    a:\n    runs-on: x\n    outputs: {label: '${{ steps.s.outputs.l }}'}\n    steps: [{id: s, run: echo}]\n  \
+                    b:\n    needs: a\n    name: b on ${{ needs.a.outputs.label }}\n    \
+                    runs-on: [self-hosted, '${{ needs.a.outputs.label }}']\n    \
+                    concurrency: ${{ needs.a.outputs.label }}\n    steps: [{run: echo}]\n";
+        let loaded =
+            crate::workflow::load::load(text, &crate::workflow::load::LoadOptions { syntax_only: true });
+        let workflow = loaded.workflow.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        let event = Event::new("push", serde_json::json!({"ref": "refs/heads/main", "after": "abc"}));
+        let plan = plan(&workflow, &event, &PlanOptions { path: "ci.yml".into(), ..PlanOptions::default() })
+            .expect("plans");
+        assert_eq!(
+            plan.concurrency,
+            Some(ConcurrencyPlan {
+                group: "ci-refs/heads/main".into(),
+                cancel_in_progress: Value::Bool(true)
+            })
+        );
+        let b = &plan.jobs[1];
+        assert_eq!(b.name, "b on ${{ needs.a.outputs.label }}");
+        assert_eq!(b.runs_on, vec!["self-hosted", "${{ needs.a.outputs.label }}"]);
+        assert_eq!(b.concurrency.as_ref().map(|c| c.group.as_str()), Some("${{ needs.a.outputs.label }}"));
+        assert_eq!(plan.run_name, "ci.yml");
+    }
+
+    #[test]
     fn wrapper_is_stripped_only_around_one_expression() {
         assert_eq!(strip_wrapper("${{ github.ref == 'x' }}"), "github.ref == 'x'");
         assert_eq!(strip_wrapper("github.ref == 'x'"), "github.ref == 'x'");
