@@ -254,6 +254,62 @@ fn schedule_starts_the_workflows_with_that_cron() {
     assert_eq!(nightly["run_name"], ".github/workflows/nightly.yml");
 }
 
+/// A run name that prints the `github` context's fields, `|`-separated.
+const GITHUB_FIELDS: &str =
+    "run-name: \"${{ github.event_name }}|${{ github.repository }}|${{ github.repository_owner }}|\
+${{ github.actor }}|${{ github.ref }}|${{ github.ref_name }}|${{ github.ref_type }}|${{ github.sha }}|\
+${{ github.base_ref }}|${{ github.head_ref }}|${{ github.server_url }}|${{ github.api_url }}|\
+${{ github.workflow }}|${{ github.run_id }}|${{ github.event.sender.login }}\"\n";
+
+#[test]
+fn the_github_context_of_real_events() {
+    let w = Workflows::new(&[(
+        "context.yml",
+        &format!("name: ctx\n{GITHUB_FIELDS}on: [push, pull_request]\n{JOB}"),
+    )]);
+    let run_name = |event: &str, payload: &Json| {
+        let plan = w.plan(event, payload);
+        workflow(&plan, "context.yml")["run_name"].as_str().expect("run name").to_string()
+    };
+    let push =
+        example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
+    let s = |v: &Json| v.as_str().expect("string").to_string();
+    let expected = [
+        "push".to_string(),
+        s(&push["repository"]["full_name"]),
+        s(&push["repository"]["owner"]["login"]),
+        s(&push["sender"]["login"]),
+        "refs/heads/master".to_string(),
+        "master".to_string(),
+        "branch".to_string(),
+        s(&push["after"]),
+        String::new(),
+        String::new(),
+        "https://github.com".to_string(),
+        "https://api.github.com".to_string(),
+        "ctx".to_string(),
+        "1".to_string(),
+        s(&push["sender"]["login"]),
+    ];
+    assert_eq!(run_name("push", &push), expected.join("|"));
+
+    let tag = example("push", |p| p["ref"] == "refs/tags/simple-tag" && p["created"] == true);
+    let fields: Vec<String> = run_name("push", &tag).split('|').map(str::to_string).collect();
+    assert_eq!(
+        fields[4..8],
+        ["refs/tags/simple-tag".to_string(), "simple-tag".into(), "tag".into(), s(&tag["after"])]
+    );
+
+    let pr = example("pull_request", |p| p["action"] == "opened");
+    let number = pr["number"].as_u64().expect("number");
+    let fields: Vec<String> = run_name("pull_request", &pr).split('|').map(str::to_string).collect();
+    assert_eq!(fields[0], "pull_request");
+    assert_eq!(fields[4], format!("refs/pull/{number}/merge"));
+    assert_eq!(fields[5], format!("{number}/merge"));
+    assert_eq!(fields[8], s(&pr["pull_request"]["base"]["ref"]));
+    assert_eq!(fields[9], s(&pr["pull_request"]["head"]["ref"]));
+}
+
 #[test]
 fn sha_and_vars_come_from_the_command_line() {
     let repository = example("push", |_| true)["repository"].clone();
