@@ -638,3 +638,13 @@ fn the_farms_own_workflows_on_the_nightly_schedule() {
         assert_eq!(selected(&plan), vec![expected], "cron {cron}");
     }
 }
+
+#[test]
+fn help_says_what_the_output_means() {
+    let out = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["plan", "--help"])
+        .output()
+        .expect("run metalfarm");
+    assert!(out.status.success());
+    insta::assert_snapshot!("plan_help", String::from_utf8_lossy(&out.stdout));
+}

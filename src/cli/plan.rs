@@ -30,7 +30,18 @@ use crate::workflow::triggers::{triggers, TriggerContext};
 /// Where workflows live when no path is given (as for `metalfarm check`).
 const DEFAULT_DIRS: [&str; 2] = ["workflows", ".github/workflows"];
 
+/// Shown by `metalfarm plan --help`.
+const OUTPUT_HELP: &str = "\
+Output (JSON on stdout): {\"workflows\": [{\"path\", \"name\", \"run_name\", \"jobs\": [{\"id\", \"name\",
+\"runs_on\", \"needs\", \"matrix\", \"if\", \"concurrency\"}]}]}, one job entry per matrix combination.
+\"if\" is the condition left for run time: \"success()\" when the job's `if` already holds, \"false\"
+when the job will be skipped, else the `if` as written. Values that read `needs` stay as written.
+
+Exit status: 0 when every workflow file loads and plans, 1 when one does not (reported on
+stderr as path:line:col: message; the others are still planned), 2 for usage and I/O errors.";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = OUTPUT_HELP)]
 pub struct PlanArgs {
     /// The event's name, as in `on:` (`push`, `pull_request`, `workflow_dispatch`,
     /// `schedule`, `repository_dispatch`, …).
