@@ -10,9 +10,10 @@
 //! one job entry per matrix combination. `if` is the condition left for run time
 //! (`success()` when it already holds, `false` when the job will be skipped). A value
 //! that reads `needs` stays as written (a matrix from `needs` is that text).
-//! Files that do not load, and workflows whose filters or expressions fail, are
-//! reported on stderr as `path:line:col: message` and make the exit code 1; the others
-//! are still planned. Exit 2 for usage and I/O errors.
+//! Files that do not load, workflows whose filters or run name fail, and jobs whose
+//! matrix or expressions fail (one entry with `"error"`) are reported on stderr as
+//! `path:line:col: message` and make the exit code 1; the rest is still planned. Exit 2
+//! for usage and I/O errors.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use indexmap::IndexMap;
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
 use crate::workflow::load::{load, LoadOptions};
-use crate::workflow::plan::{plan, PlanOptions};
+use crate::workflow::plan::{plan, PlanError, PlanOptions};
 use crate::workflow::triggers::{triggers, TriggerContext};
 
 /// Where workflows live when no path is given (as for `metalfarm check`).
@@ -36,9 +37,11 @@ Output (JSON on stdout): {\"workflows\": [{\"path\", \"name\", \"run_name\", \"j
 \"runs_on\", \"needs\", \"matrix\", \"if\", \"concurrency\"}]}]}, one job entry per matrix combination.
 \"if\" is the condition left for run time: \"success()\" when the job's `if` already holds, \"false\"
 when the job will be skipped, else the `if` as written. Values that read `needs` stay as written.
+A job whose matrix or expressions fail before it runs has one entry, with \"error\".
 
-Exit status: 0 when every workflow file loads and plans, 1 when one does not (reported on
-stderr as path:line:col: message; the others are still planned), 2 for usage and I/O errors.";
+Exit status: 0 when every workflow file loads and plans, 1 when a file or job does not
+(reported on stderr as path:line:col: message; the rest is still planned), 2 for usage and
+I/O errors.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = OUTPUT_HELP)]
@@ -148,9 +151,10 @@ fn plan_file(
         Err(e) => return failed(vec![format!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.error)]),
     }
     let opts = PlanOptions { path: path.to_string(), ..opts.clone() };
+    let render = |e: &PlanError| format!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.message);
     match plan(&workflow, event, &opts) {
-        Ok(p) => FileOutcome { plan: Some(p.to_json()), errors: Vec::new() },
-        Err(e) => failed(vec![format!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.message)]),
+        Ok(p) => FileOutcome { plan: Some(p.to_json()), errors: p.errors().map(render).collect() },
+        Err(e) => failed(vec![render(&e)]),
     }
 }
 
