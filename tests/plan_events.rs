@@ -361,6 +361,25 @@ jobs:
 }
 
 #[test]
+fn workflow_run_after_a_named_workflow() {
+    // "Manually triggered workflow" completed on main.
+    let payload =
+        example("workflow_run", |p| p["action"] == "completed" && p["workflow_run"]["head_branch"] == "main");
+    let name = payload["workflow_run"]["name"].as_str().expect("name").to_string();
+    let w = Workflows::new(&[
+        ("after.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    types: [completed]"))),
+        ("after-main.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    branches: [main]"))),
+        ("after-dev.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    branches: [dev]"))),
+        (
+            "requested.yml",
+            &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    types: [requested]")),
+        ),
+        ("other.yml", &on("  workflow_run:\n    workflows: [Other]")),
+    ]);
+    assert_eq!(selected(&w.plan("workflow_run", &payload)), vec!["after-main.yml", "after.yml"]);
+}
+
+#[test]
 fn jobs_matrix_needs_if_and_concurrency() {
     let payload =
         example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
