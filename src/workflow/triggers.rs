@@ -86,7 +86,9 @@ pub fn triggers(
 }
 
 /// The `schedule` entries of `workflow` that fire in the minute containing
-/// `unix_seconds` (UTC). Entries whose cron does not parse never fire.
+/// `unix_seconds`, read in UTC as DESIGN.md fixes it (an entry's `timezone:`, which
+/// GitHub's parser accepts, is not applied). Entries whose cron does not parse never
+/// fire.
 pub fn due_schedules(workflow: &Workflow, unix_seconds: i64) -> Vec<String> {
     let Some(config) = workflow.on.events.get("schedule") else {
         return Vec::new();
