@@ -220,6 +220,24 @@ mod tests {
     }
 
     #[test]
+    fn object_values_compare_whole() {
+        let got = expand_json(
+            r#"{"os": ["a", "b"], "node": [{"v": 14}, {"v": 20, "env": "x"}],
+                "exclude": [{"os": "a", "node": {"v": 14}}, {"node": {"v": 20}}],
+                "include": [{"node": {"v": 14}, "extra": 1}]}"#,
+        )
+        .unwrap();
+        // Values compare whole (the docs only speak of partial matches over keys):
+        // `{"v": 20}` is not `{"v": 20, "env": "x"}`, so that exclude removes nothing.
+        let expected = [
+            r#"{"os":"a","node":{"v":20,"env":"x"}}"#,
+            r#"{"os":"b","node":{"v":14},"extra":1}"#,
+            r#"{"os":"b","node":{"v":20,"env":"x"}}"#,
+        ];
+        assert_eq!(got.iter().map(|c| c.to_string()).collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
     fn limit_is_256() {
         let axis: Vec<u32> = (0..16).collect();
         let sixteen = serde_json::json!(axis).to_string();
