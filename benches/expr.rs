@@ -79,12 +79,25 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    // The number issue 2 asks for, on one core.
+    // The number issue 2 asks for, on one core: per second of this thread's CPU time
+    // (on a shared machine wall time also counts the time other processes ran).
     let n = 3_000_000u32;
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), thread_cpu_secs());
     for _ in 0..n {
         black_box(black_box(&expr).eval(black_box(&cx)).ok());
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!("expr: {:.0} evals/s of `{CONDITION}` (target 1,000,000)", f64::from(n) / secs);
+    let (wall, cpu) = (start.elapsed().as_secs_f64(), thread_cpu_secs() - cpu_start);
+    println!(
+        "expr: {:.0} evals per CPU-second ({:.0} per wall-second) of `{CONDITION}` (target 1,000,000)",
+        f64::from(n) / cpu,
+        f64::from(n) / wall
+    );
+}
+
+fn thread_cpu_secs() -> f64 {
+    // SAFETY: an all-zero timespec is valid for clock_gettime to fill in.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }

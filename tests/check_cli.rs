@@ -259,3 +259,35 @@ fn the_repositorys_own_workflows_pass() {
     let (code, stdout, stderr) = check_in(root, &["workflows"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
+
+#[test]
+fn messages_stay_on_one_line() {
+    insta::assert_snapshot!(invalid(
+        "multiline",
+        "on: push\njobs:\n  build:\n    runs-on: x\n    continue-on-error: |\n      yes\n      no\n    steps:\n      - run: |\n          echo ${{ github.ref ==\n            nope.x }}\n"
+    ));
+}
+
+#[test]
+fn quoted_booleans_are_strings() {
+    insta::assert_snapshot!(invalid(
+        "quoted",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    continue-on-error: \"false\"\n    timeout-minutes: '30'\n    steps: [{run: a}]\n"
+    ));
+}
+
+#[test]
+fn misspelt_values_get_suggestions() {
+    insta::assert_snapshot!(invalid(
+        "values",
+        "on:\n  pushh:\n  pull_request:\n    types: [opend, synchronize]\npermissions:\n  contents: wirte\njobs:\n  a:\n    runs-on: x\n    steps: [{run: a}]\n"
+    ));
+}
+
+#[test]
+fn keys_of_the_other_form() {
+    insta::assert_snapshot!(invalid(
+        "forms",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: make\n        with: {a: b}\n      - uses: actions/checkout@v4\n        shell: bash\n  b:\n    uses: ./.github/workflows/x.yml\n    runs-on: x\n"
+    ));
+}

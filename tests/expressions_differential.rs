@@ -11,10 +11,19 @@
 //! errors are compared with the position masked. Cases where metalfarm deliberately
 //! follows GitHub's runner instead of the npm package are in `KNOWN_DIFFERENCES`,
 //! which must list exactly the disagreements (one that starts agreeing fails too).
+//!
+//! Templates (strings with `${{ }}` parts) are compared the same way against GitHub's
+//! workflow parser, which reads them (as a `run-name`) into a literal or an expression
+//! that the npm evaluator then evaluates: values must be identical, errors agree on
+//! rejection only (the parser words expression errors without the position suffix),
+//! and `KNOWN_TEMPLATE_DIFFERENCES` lists the deliberate differences exactly.
 
 mod common;
 
 use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use metalfarm::workflow::expr::{Allowed, EvalContext, Template, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -780,4 +789,165 @@ fn metalfarm_agrees_with_github_evaluator() {
     eprintln!("{} inputs ({hand_written} hand-written): {values} values, {errors} errors", lines.len());
     // Both kinds of answer must be well represented, or the test proves little.
     assert!(values > 2000 && errors > 1000, "{values} values and {errors} errors");
+}
+
+/// Contexts of the template cases (`run-name` may name github, inputs and vars).
+const TEMPLATE_CONTEXTS: &str = r#"{"github": {"ref": "refs/heads/main", "n": 3, "x": "it's", "f": 1.50, "o": {"a": [1]}}, "inputs": {"flag": true}, "vars": {"name": "Ünï"}}"#;
+
+/// Templates on which metalfarm follows GitHub's runner, not the npm package: the
+/// reader escapes the text around expressions into a `format()` string, and the npm
+/// lexer unescapes only the first `''` of it; the runner (and metalfarm) keep every
+/// quote of the text.
+const KNOWN_TEMPLATE_DIFFERENCES: &[&str] =
+    &["it's ${{ github.ref }} it's", "'${{ github.n }}'", "${{ github.x }}: 'a' 'b'"];
+
+const TEMPLATE_TEXTS: &[&str] = &[
+    "", "a", " ", "x y", "{", "}", "{{", "}}", "{0}", "$", "${", "$ {{", "'", "é", "😀", "\\", "\"", "%",
+    "{1}", "\t",
+];
+
+const TEMPLATE_EXPRS: &[&str] = &[
+    "github.ref",
+    "github.n",
+    "github.f",
+    "github.x",
+    "github.o",
+    "github.o.a",
+    "inputs.flag",
+    "vars.name",
+    "'lit'",
+    "'a}}b'",
+    "'it''s'",
+    "'a''b''c'",
+    "''",
+    "1",
+    "1.50",
+    "null",
+    "true",
+    "github",
+    "toJSON(github.n)",
+    "format('{0}', github.ref)",
+    "github.ref == 'x'",
+    "fromJSON('[1]')",
+    "'{0}'",
+    "nope",
+    "1 +",
+    "",
+    " ",
+    "'unterminated",
+    "'}}'",
+    "github.ref }",
+    "github['ref']",
+    "github.n }}{{ github.n",
+];
+
+/// Strings with `${{ }}` parts, their text holding at most one quote (see
+/// KNOWN_TEMPLATE_DIFFERENCES for why more differ on purpose).
+fn template_cases(seed: u64, count: usize) -> Vec<String> {
+    let mut rng = Rng(seed);
+    let mut out: Vec<String> = [
+        "${{ github.ref }}",
+        "${{ github.n }}",
+        "${{ 'it''s' }}",
+        "${{ 'a''b''c' }}",
+        "${{ '{{ x }}' }}",
+        "ref: ${{ github.ref }}, n: ${{ github.n }}",
+        "${{ 'a' }}${{ 'b' }}",
+        "${{ github.o }}",
+        "x ${{ github.o }} y",
+        "${{ github.ref",
+        "${{ }}",
+        "a ${{}} b",
+        "${{ nope }}",
+        "${{ 1 }} ${{ 1 +",
+        "}} ${{ github.n }} {{",
+        "${{ '}}' }}",
+        "${{ github.ref }}}",
+        "$${{ github.n }}",
+        "${{{ github.n }}",
+        "\n${{ github.n }}\n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(KNOWN_TEMPLATE_DIFFERENCES.iter().map(|s| s.to_string()))
+    .collect();
+    while out.len() < count {
+        let mut t = String::new();
+        let mut quotes = 0;
+        for _ in 0..1 + rng.below(4) {
+            if rng.chance(50) {
+                let text = rng.pick(TEMPLATE_TEXTS);
+                quotes += text.matches('\'').count();
+                if quotes <= 1 {
+                    t.push_str(text);
+                }
+            }
+            let pad = |rng: &mut Rng| " ".repeat(rng.below(3));
+            let (a, b) = (pad(&mut rng), pad(&mut rng));
+            t.push_str(&format!("${{{{{a}{}{b}", rng.pick(TEMPLATE_EXPRS)));
+            if !rng.chance(5) {
+                t.push_str("}}");
+            }
+        }
+        out.push(t);
+    }
+    out
+}
+
+#[test]
+fn templates_agree_with_github_reader() {
+    let contexts_json: serde_json::Value =
+        serde_json::from_str(TEMPLATE_CONTEXTS).expect("template contexts");
+    let contexts: IndexMap<String, Value> = match Value::from_json(&contexts_json) {
+        Value::Object(map) => map,
+        _ => unreachable!("an object"),
+    };
+    let allowed = Allowed { contexts: &["github", "inputs", "vars"], functions: &[] };
+    let cx = EvalContext::new(&contexts);
+    let cases = template_cases(5, 1500);
+    let input: String = cases
+        .iter()
+        .map(|t| {
+            format!(
+                "{{\"template\":{},\"contexts\":{TEMPLATE_CONTEXTS}}}\n",
+                serde_json::to_string(t).expect("string")
+            )
+        })
+        .collect();
+    let theirs: Vec<String> =
+        common::run_node_oracle("expr-oracle.mjs", &[], input.as_bytes()).lines().map(String::from).collect();
+    assert_eq!(theirs.len(), cases.len(), "the oracle answered a different number of lines");
+    let mut unexpected = Vec::new();
+    let mut agreeing_known = Vec::new();
+    let (mut values, mut errors) = (0, 0);
+    for (t, b) in cases.iter().zip(&theirs) {
+        let theirs: serde_json::Value = serde_json::from_str(b).expect("oracle JSON");
+        let ours = Template::parse(t, &allowed).and_then(|tpl| tpl.eval(&cx));
+        // Values must be identical; errors agree on rejection (the reader words
+        // expression errors without the position suffix).
+        let agree = match (&ours, theirs["ok"].as_bool()) {
+            (Ok(v), Some(true)) => {
+                values += 1;
+                *b == format!("{{\"ok\":true,\"value\":{}}}", v.to_json_string())
+            }
+            (Err(_), Some(false)) => {
+                errors += 1;
+                true
+            }
+            _ => false,
+        };
+        let known = KNOWN_TEMPLATE_DIFFERENCES.contains(&t.as_str());
+        if known && agree {
+            agreeing_known.push(t.clone());
+        } else if !known && !agree {
+            let ours = ours.map(|v| v.to_json_string()).map_err(|e| e.message);
+            unexpected.push(format!("template: {t:?}\n  metalfarm: {ours:?}\n  github:    {b}"));
+        }
+    }
+    assert!(unexpected.is_empty(), "{} templates differ:\n{}", unexpected.len(), unexpected.join("\n"));
+    assert!(
+        agreeing_known.is_empty(),
+        "known template differences that no longer differ: {agreeing_known:?}"
+    );
+    assert!(values > 300 && errors > 100, "{values} values and {errors} errors");
 }

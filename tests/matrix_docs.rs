@@ -261,5 +261,10 @@ fn at_most_256_jobs() {
     assert_eq!(combinations(json!({"a": values, "b": values})).len(), 256);
     let err = expand(&Value::from_json(&json!({"a": values, "b": values, "c": [1, 2]}))).unwrap_err();
     assert_eq!(err, MatrixError::TooManyCombinations(512));
-    assert_eq!(err.to_string(), "the matrix produces 512 jobs; at most 256 are allowed");
+    // GitHub: "Strategy for job 'x' produced 512 configurations which exceeds the
+    // maximum of 256 configurations" (the plan names the job).
+    assert_eq!(
+        err.to_string(),
+        "produced 512 configurations which exceeds the maximum of 256 configurations"
+    );
 }

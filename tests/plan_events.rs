@@ -254,6 +254,82 @@ fn schedule_starts_the_workflows_with_that_cron() {
     assert_eq!(nightly["run_name"], ".github/workflows/nightly.yml");
 }
 
+/// A run name that prints the `github` context's fields, `|`-separated.
+const GITHUB_FIELDS: &str =
+    "run-name: \"${{ github.event_name }}|${{ github.repository }}|${{ github.repository_owner }}|\
+${{ github.actor }}|${{ github.ref }}|${{ github.ref_name }}|${{ github.ref_type }}|${{ github.sha }}|\
+${{ github.base_ref }}|${{ github.head_ref }}|${{ github.server_url }}|${{ github.api_url }}|\
+${{ github.workflow }}|${{ github.run_id }}|${{ github.event.sender.login }}\"\n";
+
+#[test]
+fn the_github_context_of_real_events() {
+    let w = Workflows::new(&[(
+        "context.yml",
+        &format!("name: ctx\n{GITHUB_FIELDS}on: [push, pull_request]\n{JOB}"),
+    )]);
+    let run_name = |event: &str, payload: &Json| {
+        let plan = w.plan(event, payload);
+        workflow(&plan, "context.yml")["run_name"].as_str().expect("run name").to_string()
+    };
+    let push =
+        example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
+    let s = |v: &Json| v.as_str().expect("string").to_string();
+    let expected = [
+        "push".to_string(),
+        s(&push["repository"]["full_name"]),
+        s(&push["repository"]["owner"]["login"]),
+        s(&push["sender"]["login"]),
+        "refs/heads/master".to_string(),
+        "master".to_string(),
+        "branch".to_string(),
+        s(&push["after"]),
+        String::new(),
+        String::new(),
+        "https://github.com".to_string(),
+        "https://api.github.com".to_string(),
+        "ctx".to_string(),
+        "1".to_string(),
+        s(&push["sender"]["login"]),
+    ];
+    assert_eq!(run_name("push", &push), expected.join("|"));
+
+    let tag = example("push", |p| p["ref"] == "refs/tags/simple-tag" && p["created"] == true);
+    let fields: Vec<String> = run_name("push", &tag).split('|').map(str::to_string).collect();
+    assert_eq!(
+        fields[4..8],
+        ["refs/tags/simple-tag".to_string(), "simple-tag".into(), "tag".into(), s(&tag["after"])]
+    );
+
+    let pr = example("pull_request", |p| p["action"] == "opened");
+    let number = pr["number"].as_u64().expect("number");
+    let fields: Vec<String> = run_name("pull_request", &pr).split('|').map(str::to_string).collect();
+    assert_eq!(fields[0], "pull_request");
+    assert_eq!(fields[4], format!("refs/pull/{number}/merge"));
+    assert_eq!(fields[5], format!("{number}/merge"));
+    assert_eq!(fields[8], s(&pr["pull_request"]["base"]["ref"]));
+    assert_eq!(fields[9], s(&pr["pull_request"]["head"]["ref"]));
+}
+
+#[test]
+fn sha_and_vars_come_from_the_command_line() {
+    let repository = example("push", |_| true)["repository"].clone();
+    let payload = json!({"schedule": "0 2 * * *", "repository": repository});
+    let text = "run-name: ${{ vars.LAB }} at ${{ github.sha }} on ${{ github.ref }}\non:\n  schedule:\n    - cron: '0 2 * * *'\n";
+    let w = Workflows::new(&[("nightly.yml", &format!("{text}{JOB}"))]);
+    let args = ["--sha", "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "--var", "LAB=kvm-lab", "--var", "X=1"];
+    let (status, stdout, stderr) = run_plan(w.dir.path(), "schedule", &payload, &args);
+    assert_eq!(status, Some(0), "{stderr}");
+    let plan: Json = serde_json::from_str(&stdout).expect("JSON");
+    // A schedule runs on the default branch (the example repository's is master).
+    assert_eq!(
+        workflow(&plan, "nightly.yml")["run_name"],
+        "kvm-lab at 6113728f27ae82c7b1a177c8d03f9e96e0adf246 on refs/heads/master"
+    );
+    let (status, _, stderr) = run_plan(w.dir.path(), "schedule", &payload, &["--var", "novalue"]);
+    assert_eq!(status, Some(2));
+    assert!(stderr.contains("NAME=VALUE"), "{stderr}");
+}
+
 #[test]
 fn repository_dispatch_types_and_a_matrix_from_the_payload() {
     let mut payload = example("repository_dispatch", |p| p["action"] == "on-demand-test");
@@ -285,6 +361,25 @@ jobs:
 }
 
 #[test]
+fn workflow_run_after_a_named_workflow() {
+    // "Manually triggered workflow" completed on main.
+    let payload =
+        example("workflow_run", |p| p["action"] == "completed" && p["workflow_run"]["head_branch"] == "main");
+    let name = payload["workflow_run"]["name"].as_str().expect("name").to_string();
+    let w = Workflows::new(&[
+        ("after.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    types: [completed]"))),
+        ("after-main.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    branches: [main]"))),
+        ("after-dev.yml", &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    branches: [dev]"))),
+        (
+            "requested.yml",
+            &on(&format!("  workflow_run:\n    workflows: ['{name}']\n    types: [requested]")),
+        ),
+        ("other.yml", &on("  workflow_run:\n    workflows: [Other]")),
+    ]);
+    assert_eq!(selected(&w.plan("workflow_run", &payload)), vec!["after-main.yml", "after.yml"]);
+}
+
+#[test]
 fn jobs_matrix_needs_if_and_concurrency() {
     let payload =
         example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
@@ -306,7 +401,7 @@ jobs:
           - os: ubuntu-latest
             experimental: true
     concurrency:
-      group: build-${{ github.ref_name }}-${{ matrix.os }}
+      group: ${{ github.job }}-${{ github.ref_name }}-${{ matrix.os }}
       cancel-in-progress: ${{ github.ref_name != 'master' }}
     steps:
       - run: echo
@@ -472,7 +567,9 @@ jobs:
 }
 
 #[test]
-fn matrix_over_256_jobs_fails_that_workflow_only() {
+fn matrix_over_256_jobs_fails_that_job_only() {
+    // On GitHub the job fails at matrix expansion; the other jobs run, and the jobs that
+    // need it are skipped.
     let payload =
         example("push", |p| p["ref"] == "refs/heads/master" && !p["commits"].as_array().unwrap().is_empty());
     let big = r#"on: push
@@ -485,13 +582,36 @@ jobs:
         b: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
     steps:
       - run: echo
+  small:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
+  after:
+    needs: big
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo
 "#;
     let w = Workflows::new(&[("big.yml", big), ("ok.yml", &on("  push:"))]);
     let (status, stdout, stderr) = run_plan(w.dir.path(), "push", &payload, &[]);
     assert_eq!(status, Some(1), "{stderr}");
-    assert!(stderr.contains("big.yml:") && stderr.contains("the matrix produces 272 jobs"), "{stderr}");
+    let message =
+        "Strategy for job 'big' produced 272 configurations which exceeds the maximum of 256 configurations";
+    assert!(stderr.contains("big.yml:7:9: ") && stderr.contains(message), "{stderr}");
     let plan: Json = serde_json::from_str(&stdout).expect("JSON");
-    assert_eq!(selected(&plan), vec!["ok.yml"]);
+    assert_eq!(selected(&plan), vec!["big.yml", "ok.yml"]);
+    let jobs = workflow(&plan, "big.yml")["jobs"].clone();
+    assert_eq!(
+        jobs,
+        json!([
+            {"id": "big", "name": "big", "runs_on": ["ubuntu-latest"], "needs": [], "matrix": null,
+             "if": "success()", "concurrency": null, "error": message},
+            {"id": "small", "name": "small", "runs_on": ["ubuntu-latest"], "needs": [], "matrix": null,
+             "if": "success()", "concurrency": null},
+            {"id": "after", "name": "after", "runs_on": ["ubuntu-latest"], "needs": ["big"], "matrix": null,
+             "if": "false", "concurrency": null}
+        ])
+    );
 }
 
 #[test]
@@ -530,6 +650,24 @@ fn the_farms_own_workflows_on_a_push() {
 }
 
 #[test]
+fn the_farms_own_workflows_on_a_manual_dispatch() {
+    let mut payload = example("workflow_dispatch", |p| p["ref"] == "refs/heads/main");
+    payload["workflow"] = json!("workflows/qemu-sanity.yml");
+    payload["inputs"] = json!({"guest": "RHEL.6.4.x86_64"});
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (status, stdout, stderr) =
+        run_plan(repo, "workflow_dispatch", &payload, &["--workflows", "workflows"]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let plan: Json = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(selected(&plan), vec!["qemu-sanity.yml"]);
+    let sanity = workflow(&plan, "qemu-sanity.yml");
+    assert_eq!(sanity["run_name"], "qemu sanity on main (workflow_dispatch)");
+    let names: Vec<&str> =
+        sanity["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["sanity (amd64)", "sanity (intel64)"]);
+}
+
+#[test]
 fn the_farms_own_workflows_on_the_nightly_schedule() {
     let repository = example("push", |_| true)["repository"].clone();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -543,4 +681,14 @@ fn the_farms_own_workflows_on_the_nightly_schedule() {
         let plan: Json = serde_json::from_str(&stdout).expect("JSON");
         assert_eq!(selected(&plan), vec![expected], "cron {cron}");
     }
+}
+
+#[test]
+fn help_says_what_the_output_means() {
+    let out = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["plan", "--help"])
+        .output()
+        .expect("run metalfarm");
+    assert!(out.status.success());
+    insta::assert_snapshot!("plan_help", String::from_utf8_lossy(&out.stdout));
 }

@@ -69,6 +69,7 @@ fn realworld_workflows_plan_for_real_events() {
             let opts = PlanOptions { path: name.clone(), run: RunInfo::default(), ..PlanOptions::default() };
             match plan(&workflow, event, &opts) {
                 Ok(p) => {
+                    failures.extend(p.errors().map(|e| (name.clone(), event.name.clone(), e.to_string())));
                     planned_workflows += 1;
                     planned_jobs += p.jobs.len();
                     expanded +=

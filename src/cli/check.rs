@@ -25,7 +25,8 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Skip the checks that depend on this farm (available actions, containers).
+    /// Only GitHub's checks: skip those that depend on this farm (available actions,
+    /// containers) and the matrix-reference lint.
     #[arg(long)]
     pub syntax_only: bool,
     /// Workflow files, or directories of `*.yml`/`*.yaml` files (default: `workflows/`

@@ -10,9 +10,10 @@
 //! one job entry per matrix combination. `if` is the condition left for run time
 //! (`success()` when it already holds, `false` when the job will be skipped). A value
 //! that reads `needs` stays as written (a matrix from `needs` is that text).
-//! Files that do not load, and workflows whose filters or expressions fail, are
-//! reported on stderr as `path:line:col: message` and make the exit code 1; the others
-//! are still planned. Exit 2 for usage and I/O errors.
+//! Files that do not load, workflows whose filters or run name fail, and jobs whose
+//! matrix or expressions fail (one entry with `"error"`) are reported on stderr as
+//! `path:line:col: message` and make the exit code 1; the rest is still planned. Exit 2
+//! for usage and I/O errors.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,13 +25,26 @@ use indexmap::IndexMap;
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
 use crate::workflow::load::{load, LoadOptions};
-use crate::workflow::plan::{plan, PlanOptions};
+use crate::workflow::plan::{plan, PlanError, PlanOptions};
 use crate::workflow::triggers::{triggers, TriggerContext};
 
 /// Where workflows live when no path is given (as for `metalfarm check`).
 const DEFAULT_DIRS: [&str; 2] = ["workflows", ".github/workflows"];
 
+/// Shown by `metalfarm plan --help`.
+const OUTPUT_HELP: &str = "\
+Output (JSON on stdout): {\"workflows\": [{\"path\", \"name\", \"run_name\", \"jobs\": [{\"id\", \"name\",
+\"runs_on\", \"needs\", \"matrix\", \"if\", \"concurrency\"}]}]}, one job entry per matrix combination.
+\"if\" is the condition left for run time: \"success()\" when the job's `if` already holds, \"false\"
+when the job will be skipped, else the `if` as written. Values that read `needs` stay as written.
+A job whose matrix or expressions fail before it runs has one entry, with \"error\".
+
+Exit status: 0 when every workflow file loads and plans, 1 when a file or job does not
+(reported on stderr as path:line:col: message; the rest is still planned), 2 for usage and
+I/O errors.";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = OUTPUT_HELP)]
 pub struct PlanArgs {
     /// The event's name, as in `on:` (`push`, `pull_request`, `workflow_dispatch`,
     /// `schedule`, `repository_dispatch`, …).
@@ -82,40 +96,25 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<bool> {
     }
     let run = RunInfo { sha: args.sha.clone(), ..RunInfo::default() };
 
+    let files = workflow_files(&args.workflows)?;
+    let mut texts = Vec::with_capacity(files.len());
+    for file in &files {
+        texts.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
+    }
+    let changed = (!args.changed_files.is_empty()).then_some(args.changed_files.as_slice());
+    let opts = PlanOptions { path: String::new(), run, vars };
+    let outcomes = parallel_map(files.len(), |i| {
+        plan_file(&files[i].display().to_string(), &texts[i], &event, changed, &opts)
+    });
+
     let mut all_ok = true;
     let mut planned = Vec::new();
-    for file in workflow_files(&args.workflows)? {
-        let path = file.display().to_string();
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {path}"))?;
-        let loaded = load(&text, &LoadOptions { syntax_only: true });
-        let Some(workflow) = loaded.workflow else {
-            all_ok = false;
-            for d in &loaded.diagnostics {
-                eprintln!("{}", d.render(&path));
-            }
-            continue;
-        };
-        let changed = (!args.changed_files.is_empty()).then_some(args.changed_files.as_slice());
-        let cx = TriggerContext { workflow_path: &path, changed_files: changed };
-        let trigger = match triggers(&workflow, &event, &cx) {
-            Ok(trigger) => trigger,
-            Err(e) => {
-                all_ok = false;
-                eprintln!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.error);
-                continue;
-            }
-        };
-        if trigger.is_none() {
-            continue;
+    for outcome in outcomes {
+        for error in &outcome.errors {
+            eprintln!("{error}");
         }
-        let opts = PlanOptions { path: path.clone(), run: run.clone(), vars: vars.clone() };
-        match plan(&workflow, &event, &opts) {
-            Ok(p) => planned.push(p.to_json()),
-            Err(e) => {
-                all_ok = false;
-                eprintln!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.message);
-            }
-        }
+        all_ok &= outcome.errors.is_empty();
+        planned.extend(outcome.plan);
     }
 
     let stdout = std::io::stdout();
@@ -124,6 +123,58 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<bool> {
     writeln!(out)?;
     out.flush()?;
     Ok(all_ok)
+}
+
+/// What one workflow file gives: its plan when the event starts it, and the errors
+/// (`path:line:col: message`) that keep it from loading or planning.
+struct FileOutcome {
+    plan: Option<serde_json::Value>,
+    errors: Vec<String>,
+}
+
+fn plan_file(
+    path: &str,
+    text: &str,
+    event: &Event,
+    changed_files: Option<&[String]>,
+    opts: &PlanOptions,
+) -> FileOutcome {
+    let failed = |errors: Vec<String>| FileOutcome { plan: None, errors };
+    let loaded = load(text, &LoadOptions { syntax_only: true });
+    let Some(workflow) = loaded.workflow else {
+        return failed(loaded.diagnostics.iter().map(|d| d.render(path)).collect());
+    };
+    let cx = TriggerContext { workflow_path: path, changed_files };
+    match triggers(&workflow, event, &cx) {
+        Ok(Some(_)) => {}
+        Ok(None) => return FileOutcome { plan: None, errors: Vec::new() },
+        Err(e) => return failed(vec![format!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.error)]),
+    }
+    let opts = PlanOptions { path: path.to_string(), ..opts.clone() };
+    let render = |e: &PlanError| format!("{path}:{}:{}: {}", e.pos.line, e.pos.col, e.message);
+    match plan(&workflow, event, &opts) {
+        Ok(p) => FileOutcome { plan: Some(p.to_json()), errors: p.errors().map(render).collect() },
+        Err(e) => failed(vec![render(&e)]),
+    }
+}
+
+/// `(0..n).map(f)` on every core, in order: files are independent.
+fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
+    if threads <= 1 || n < 8 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * chunk).min(n)..((t + 1) * chunk).min(n);
+                scope.spawn(move || range.map(f).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a plan thread panicked")).collect()
+    })
 }
 
 /// Each file given, and the `*.yml`/`*.yaml` files of each directory (sorted).

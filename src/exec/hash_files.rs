@@ -2,11 +2,13 @@
 //! the files under the workspace that the patterns match (glob syntax of
 //! `@actions/glob`: `*`, `?`, `[…]`, `**`, a pattern matching a directory matches
 //! everything below it, `!` excludes, the last matching pattern decides), in the order
-//! its directory walk yields them (each directory's entries sorted by name), each
+//! its walk yields them (from each pattern's literal leading directory in pattern
+//! order, depth first, each directory's entries sorted by name), each
 //! hashed with SHA-256; the result is the hex SHA-256 of those digests one after the
-//! other, or the empty string when nothing matches.
+//! other, or the empty string when nothing matches. Symbolic links to files are
+//! hashed (their target's content); links to directories are followed only when the
+//! first argument is `--follow-symbolic-links`, as on GitHub.
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -29,10 +31,15 @@ impl WorkspaceHasher {
 
 impl FileHasher for WorkspaceHasher {
     fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
-        hash_files(&self.root, patterns)
-            .map_err(|e| format!("hashing files under {}: {e}", self.root.display()))
+        hash_files(&self.root, patterns).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => e.to_string(),
+            _ => format!("hashing files under {}: {e}", self.root.display()),
+        })
     }
 }
+
+/// The segments of a pattern that reaches outside the workspace (matches nothing).
+const OUTSIDE: &str = "\0outside";
 
 /// One pattern, as path segments relative to the workspace root.
 struct Pattern {
@@ -42,46 +49,39 @@ struct Pattern {
 
 /// Parses the patterns: one per line, trimmed; empty lines and `#` comments skipped;
 /// each leading `!` flips inclusion; relative patterns are rooted at the workspace.
-/// Patterns reaching outside the workspace are kept (they match nothing inside it).
-fn parse_patterns(root: &Path, patterns: &[String]) -> Vec<Pattern> {
+/// Patterns outside the workspace (absolute elsewhere, `~`) are kept but match
+/// nothing; `..` anywhere or `.` after the first segment is an error, as on GitHub.
+fn parse_patterns(root: &Path, patterns: &[String]) -> Result<Vec<Pattern>, String> {
     let mut out = Vec::new();
     for line in patterns.iter().flat_map(|p| p.lines()) {
-        let mut p = line.trim();
-        if p.is_empty() || p.starts_with('#') {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        let mut p = line;
         let mut negate = false;
         while let Some(rest) = p.strip_prefix('!') {
             negate = !negate;
             p = rest;
         }
-        let path = if Path::new(p).is_absolute() {
-            match Path::new(p).strip_prefix(root) {
-                Ok(rel) => rel.to_string_lossy().into_owned(),
-                // Outside the workspace: nothing here can match.
-                Err(_) => {
-                    out.push(Pattern { negate, segments: vec!["\0outside".into()] });
-                    continue;
-                }
-            }
+        let raw: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+        if raw.iter().enumerate().any(|(i, s)| *s == ".." || (*s == "." && i > 0)) {
+            return Err(format!("Invalid pattern '{p}'. Relative pathing '.' and '..' is not allowed."));
+        }
+        let rel = if Path::new(p).is_absolute() {
+            Path::new(p).strip_prefix(root).ok().map(|r| r.to_string_lossy().into_owned())
+        } else if p == "~" || p.starts_with("~/") {
+            None
         } else {
-            p.to_string()
+            Some(p.to_string())
         };
-        let mut segments: Vec<String> = Vec::new();
-        let mut outside = false;
-        for seg in path.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => outside |= segments.pop().is_none(),
-                s => segments.push(s.to_string()),
-            }
-        }
-        if outside {
-            segments = vec!["\0outside".into()];
-        }
+        let segments = match rel {
+            Some(rel) => rel.split('/').filter(|s| !s.is_empty() && *s != ".").map(String::from).collect(),
+            None => vec![OUTSIDE.to_string()],
+        };
         out.push(Pattern { negate, segments });
     }
-    out
+    Ok(out)
 }
 
 /// Whether glob `pat` matches the whole of one path segment `name`.
@@ -159,15 +159,28 @@ fn selected(patterns: &[(bool, Vec<Vec<char>>)], rel: &[Vec<char>]) -> bool {
     included
 }
 
+/// A first argument that makes the walk follow links to directories.
+pub const FOLLOW_SYMLINKS: &str = "--follow-symbolic-links";
+
 /// The hash of the files below `root` that `patterns` select; empty when none.
 pub fn hash_files(root: &Path, patterns: &[String]) -> io::Result<String> {
-    let parsed: Vec<(bool, Vec<Vec<char>>)> = parse_patterns(root, patterns)
-        .into_iter()
-        .map(|p| (p.negate, p.segments.iter().map(|s| s.chars().collect()).collect()))
-        .collect();
+    let (follow, patterns) = match patterns.split_first() {
+        Some((first, rest)) if first == FOLLOW_SYMLINKS => (true, rest),
+        _ => (false, patterns),
+    };
+    let parsed =
+        parse_patterns(root, patterns).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let compiled: Vec<(bool, Vec<Vec<char>>)> =
+        parsed.iter().map(|p| (p.negate, p.segments.iter().map(|s| s.chars().collect()).collect())).collect();
     let mut files = Vec::new();
-    let mut visited = HashSet::new();
-    walk(root, &mut Vec::new(), &parsed, &mut files, &mut visited)?;
+    for search in search_paths(&parsed) {
+        let path = search.iter().fold(root.to_path_buf(), |p, s| p.join(s));
+        if fs::symlink_metadata(&path).is_err() {
+            continue;
+        }
+        let mut rel: Vec<Vec<char>> = search.iter().map(|s| s.chars().collect()).collect();
+        visit(&path, &mut rel, &compiled, follow, &mut files, &mut Vec::new())?;
+    }
     if files.is_empty() {
         return Ok(String::new());
     }
@@ -178,35 +191,68 @@ pub fn hash_files(root: &Path, patterns: &[String]) -> io::Result<String> {
     Ok(hex(&all.finalize()))
 }
 
-/// Depth-first, each directory's entries in byte order of their names (the order
-/// GitHub's glob walk yields), following symbolic links but not into a directory
-/// already visited.
-fn walk(
-    dir: &Path,
+fn is_glob(segment: &str) -> bool {
+    segment.contains(['*', '?', '['])
+}
+
+/// Where the walk starts, as GitHub's glob computes it: for each including pattern, its
+/// literal leading segments; in pattern order, without one below another.
+fn search_paths(patterns: &[Pattern]) -> Vec<Vec<String>> {
+    let candidates: Vec<Vec<String>> = patterns
+        .iter()
+        .filter(|p| !p.negate && p.segments.first().map(String::as_str) != Some(OUTSIDE))
+        .map(|p| p.segments.iter().take_while(|s| !is_glob(s)).cloned().collect())
+        .collect();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for c in &candidates {
+        let has_ancestor = (0..c.len()).any(|n| candidates.iter().any(|other| other.as_slice() == &c[..n]));
+        if !has_ancestor && !out.contains(c) {
+            out.push(c.clone());
+        }
+    }
+    out
+}
+
+/// Depth-first from `path`, each directory's entries in byte order of their names (the
+/// order GitHub's glob walk yields). `chain` holds the real paths of the directories
+/// being walked, to stop at a link cycle.
+fn visit(
+    path: &Path,
     rel: &mut Vec<Vec<char>>,
     patterns: &[(bool, Vec<Vec<char>>)],
+    follow: bool,
     files: &mut Vec<PathBuf>,
-    visited: &mut HashSet<PathBuf>,
+    chain: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    if !visited.insert(fs::canonicalize(dir)?) {
+    let link = fs::symlink_metadata(path)?;
+    // A dangling link has nothing to hash: skipped.
+    let Ok(meta) = fs::metadata(path) else { return Ok(()) };
+    if !meta.is_dir() {
+        if selected(patterns, rel) {
+            files.push(path.to_path_buf());
+        }
         return Ok(());
     }
-    let mut entries: Vec<(String, PathBuf)> = fs::read_dir(dir)?
+    if link.file_type().is_symlink() && !follow {
+        // Not followed: GitHub's walk reports it as an entry, which hashFiles then
+        // skips as a directory.
+        return Ok(());
+    }
+    let real = fs::canonicalize(path)?;
+    if chain.contains(&real) {
+        return Ok(());
+    }
+    chain.push(real);
+    let mut entries: Vec<(String, PathBuf)> = fs::read_dir(path)?
         .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())))
         .collect::<io::Result<_>>()?;
     entries.sort();
-    for (name, path) in entries {
+    for (name, child) in entries {
         rel.push(name.chars().collect());
-        // A dangling link is skipped, as the runner skips what it cannot stat.
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.is_dir() {
-                walk(&path, rel, patterns, files, visited)?;
-            } else if selected(patterns, rel) {
-                files.push(path);
-            }
-        }
+        visit(&child, rel, patterns, follow, files, chain)?;
         rel.pop();
     }
+    chain.pop();
     Ok(())
 }
 
@@ -280,6 +326,15 @@ mod tests {
     }
 
     #[test]
+    fn the_walk_starts_where_each_pattern_starts() {
+        let dir = workspace();
+        assert_eq!(run(&dir, &["a-c/**", "a/**"]), expected(&[b"ac-lock", b"ab-lock", b"a-lock"]));
+        assert_eq!(run(&dir, &["a/**", "a-c/**"]), expected(&[b"ab-lock", b"a-lock", b"ac-lock"]));
+        // A later pattern below an earlier one's start adds no second walk.
+        assert_eq!(run(&dir, &["a/**", "a/b/**"]), expected(&[b"ab-lock", b"a-lock"]));
+    }
+
+    #[test]
     fn negation_and_order_of_patterns() {
         let dir = workspace();
         assert_eq!(run(&dir, &["**/package-lock.json", "!a/**"]), expected(&[b"ac-lock"]));
@@ -301,8 +356,20 @@ mod tests {
     fn nothing_matches_is_empty() {
         let dir = workspace();
         assert_eq!(run(&dir, &["nope/**"]), "");
-        assert_eq!(run(&dir, &["../**"]), "");
+        assert_eq!(run(&dir, &["~/**"]), "");
+        let bad = WorkspaceHasher::new(dir.path()).hash_files(&["a/../b".to_string()]).unwrap_err();
+        assert_eq!(bad, "Invalid pattern 'a/../b'. Relative pathing '.' and '..' is not allowed.");
         assert_eq!(run(&dir, &["# comment"]), "");
+    }
+
+    #[test]
+    fn links_to_directories_are_followed_only_when_asked() {
+        let dir = workspace();
+        std::os::unix::fs::symlink(dir.path().join("src"), dir.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("Cargo.lock"), dir.path().join("lock-link")).unwrap();
+        assert_eq!(run(&dir, &["linked/**"]), "");
+        assert_eq!(run(&dir, &[FOLLOW_SYMLINKS, "linked/**"]), expected(&[b"hidden", b"main"]));
+        assert_eq!(run(&dir, &["lock-link"]), expected(&[b"lock"]));
     }
 
     #[test]

@@ -118,6 +118,10 @@ impl Event {
             "pull_request" | "pull_request_review" | "pull_request_review_comment" => {
                 let number =
                     self.payload.pointer("/pull_request/number").or_else(|| self.payload.get("number"))?;
+                let number = match number {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
                 Some(format!("refs/pull/{number}/merge"))
             }
             "pull_request_target" => self.str_at("/pull_request/base/ref").map(|b| format!("refs/heads/{b}")),

@@ -13,8 +13,6 @@
 //!
 //! A pattern must match the whole name or path.
 
-use regex::Regex;
-
 /// A pattern that cannot be compiled, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid filter pattern '{pattern}': {reason}")]
@@ -24,11 +22,50 @@ pub struct FilterError {
 }
 
 /// One compiled pattern of a filter list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pattern {
     source: String,
     negated: bool,
-    regex: Regex,
+    tokens: Vec<Token>,
+}
+
+/// A pattern compiles to a sequence of tokens, matched against a whole name by a
+/// dynamic program (no backtracking blow-up, no regex to build for every filter).
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// One character (a literal or a `[]` class), possibly quantified by `?` or `+`.
+    Char(CharSet, Repeat),
+    /// `*`: any characters but `/`.
+    Star,
+    /// `**`: any characters.
+    DoubleStar,
+    /// `**/`: nothing, or any characters ending with `/`.
+    AnyDirs,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum CharSet {
+    Literal(char),
+    /// Inclusive ranges (`[CB]` is `C-C`, `B-B`).
+    Class(Vec<(char, char)>),
+}
+
+impl CharSet {
+    fn contains(&self, c: char) -> bool {
+        match self {
+            CharSet::Literal(l) => *l == c,
+            CharSet::Class(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Repeat {
+    One,
+    /// `?`
+    ZeroOrOne,
+    /// `+`
+    OneOrMore,
 }
 
 impl Pattern {
@@ -37,11 +74,8 @@ impl Pattern {
             Some(rest) => (true, rest),
             None => (false, source),
         };
-        let regex_src =
-            to_regex(body).map_err(|reason| FilterError { pattern: source.to_string(), reason })?;
-        let regex = Regex::new(&regex_src)
-            .map_err(|e| FilterError { pattern: source.to_string(), reason: e.to_string() })?;
-        Ok(Pattern { source: source.to_string(), negated, regex })
+        let tokens = compile(body).map_err(|reason| FilterError { pattern: source.to_string(), reason })?;
+        Ok(Pattern { source: source.to_string(), negated, tokens })
     }
 
     /// The pattern as written, `!` included.
@@ -55,12 +89,45 @@ impl Pattern {
 
     /// Whether the pattern's body (without `!`) matches the whole of `name`.
     pub fn body_matches(&self, name: &str) -> bool {
-        self.regex.is_match(name)
+        let text: Vec<char> = name.chars().collect();
+        let n = text.len();
+        // `next[j]`: the tokens after the current one match `text[j..]`; `cur[j]`: the
+        // tokens from the current one on do. Filled from the last token backwards and,
+        // within a token, from the end of the text backwards.
+        let mut next = vec![false; n + 1];
+        next[n] = true;
+        let mut cur = vec![false; n + 1];
+        for token in self.tokens.iter().rev() {
+            cur[n] = match token {
+                Token::Char(_, Repeat::ZeroOrOne) | Token::Star | Token::DoubleStar | Token::AnyDirs => {
+                    next[n]
+                }
+                Token::Char(_, _) => false,
+            };
+            // For `**/`: some `/` at or after j is followed by a match of the rest.
+            let mut slash_then_rest = false;
+            for j in (0..n).rev() {
+                let c = text[j];
+                cur[j] = match token {
+                    Token::Char(set, Repeat::One) => set.contains(c) && next[j + 1],
+                    Token::Char(set, Repeat::ZeroOrOne) => next[j] || (set.contains(c) && next[j + 1]),
+                    Token::Char(set, Repeat::OneOrMore) => set.contains(c) && (next[j + 1] || cur[j + 1]),
+                    Token::Star => next[j] || (c != '/' && cur[j + 1]),
+                    Token::DoubleStar => next[j] || cur[j + 1],
+                    Token::AnyDirs => {
+                        slash_then_rest |= c == '/' && next[j + 1];
+                        next[j] || slash_then_rest
+                    }
+                };
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        next[0]
     }
 }
 
 /// An ordered list of patterns: one `branches:`, `tags:`, `paths:` (or `-ignore`) list.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     patterns: Vec<Pattern>,
 }
@@ -93,82 +160,65 @@ impl Filter {
     }
 }
 
-/// Translates a pattern body (no leading `!`) into an anchored regular expression.
-fn to_regex(pattern: &str) -> Result<String, String> {
+/// Compiles a pattern body (no leading `!`). `?` and `+` quantify the character or
+/// class before them; after `*`/`**` or another quantifier they add nothing; at the
+/// start they are literal.
+fn compile(pattern: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = pattern.chars().collect();
-    let mut out = String::from("(?s)^");
-    // What was written last: one character or class, which `?`/`+` quantify; after
-    // `*`/`**` or another quantifier they add nothing; at the start they are literal.
-    enum Last {
-        Nothing,
-        Single,
-        Wildcard,
-        Quantified,
-    }
-    let mut last = Last::Nothing;
+    let mut tokens = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
             '*' => {
                 if chars.get(i + 1) == Some(&'*') {
                     if chars.get(i + 2) == Some(&'/') {
-                        out.push_str("(?:.*/)?");
+                        tokens.push(Token::AnyDirs);
                         i += 3;
                     } else {
-                        out.push_str(".*");
+                        tokens.push(Token::DoubleStar);
                         i += 2;
                     }
                 } else {
-                    out.push_str("[^/]*");
+                    tokens.push(Token::Star);
                     i += 1;
                 }
-                last = Last::Wildcard;
             }
             c @ ('?' | '+') => {
-                match last {
-                    Last::Single => {
-                        out.push(c);
-                        last = Last::Quantified;
+                match tokens.last_mut() {
+                    Some(Token::Char(_, repeat @ Repeat::One)) => {
+                        *repeat = if c == '?' { Repeat::ZeroOrOne } else { Repeat::OneOrMore };
                     }
-                    Last::Wildcard | Last::Quantified => {}
-                    Last::Nothing => {
-                        out.push_str(&regex::escape(&c.to_string()));
-                        last = Last::Single;
-                    }
+                    Some(_) => {}
+                    None => tokens.push(Token::Char(CharSet::Literal(c), Repeat::One)),
                 }
                 i += 1;
             }
             '[' => {
                 let (class, next) = char_class(&chars, i)?;
-                out.push_str(&class);
+                tokens.push(Token::Char(class, Repeat::One));
                 i = next;
-                last = Last::Single;
             }
             '\\' => {
                 let Some(c) = chars.get(i + 1) else {
                     return Err("missing character after '\\'".to_string());
                 };
-                out.push_str(&regex::escape(&c.to_string()));
+                tokens.push(Token::Char(CharSet::Literal(*c), Repeat::One));
                 i += 2;
-                last = Last::Single;
             }
             c => {
-                out.push_str(&regex::escape(&c.to_string()));
+                tokens.push(Token::Char(CharSet::Literal(c), Repeat::One));
                 i += 1;
-                last = Last::Single;
             }
         }
     }
-    out.push('$');
-    Ok(out)
+    Ok(tokens)
 }
 
-/// `[...]` starting at `chars[start]`: the regex class and the index after `]`.
-/// Only alphanumerics and ranges within `a-z`, `A-Z` or `0-9` are allowed.
-fn char_class(chars: &[char], start: usize) -> Result<(String, usize), String> {
+/// `[...]` starting at `chars[start]`: the class and the index after `]`. Only
+/// alphanumerics and ranges within `a-z`, `A-Z` or `0-9` are allowed.
+fn char_class(chars: &[char], start: usize) -> Result<(CharSet, usize), String> {
     let mut i = start + 1;
-    let mut class = String::from("[");
-    let mut empty = true;
+    let mut ranges = Vec::new();
     while i < chars.len() && chars[i] != ']' {
         let c = chars[i];
         if !c.is_ascii_alphanumeric() {
@@ -184,24 +234,20 @@ fn char_class(chars: &[char], start: usize) -> Result<(String, usize), String> {
             if !same_kind || end < c {
                 return Err(format!("invalid range '{c}-{end}': ranges can only include a-z, A-Z and 0-9"));
             }
-            class.push(c);
-            class.push('-');
-            class.push(end);
+            ranges.push((c, end));
             i += 3;
         } else {
-            class.push(c);
+            ranges.push((c, c));
             i += 1;
         }
-        empty = false;
     }
     if i >= chars.len() {
         return Err("missing closing ']'".to_string());
     }
-    if empty {
+    if ranges.is_empty() {
         return Err("empty brackets '[]'".to_string());
     }
-    class.push(']');
-    Ok((class, i + 1))
+    Ok((CharSet::Class(ranges), i + 1))
 }
 
 #[cfg(test)]
@@ -259,6 +305,65 @@ mod tests {
         assert!(!f.ignores_all(&["docs/a.md", "src/main.rs"]));
         assert!(f.includes_any(&["docs/a.md", "src/main.rs"]));
         assert!(!f.includes_any(&["src/main.rs"]));
+    }
+
+    /// The documented semantics as a regular expression, token by token: the matcher
+    /// must agree with it on every pattern and name.
+    fn as_regex(pattern: &Pattern) -> regex::Regex {
+        let mut out = String::from("(?s)^");
+        for token in &pattern.tokens {
+            match token {
+                Token::Star => out.push_str("[^/]*"),
+                Token::DoubleStar => out.push_str(".*"),
+                Token::AnyDirs => out.push_str("(?:.*/)?"),
+                Token::Char(set, repeat) => {
+                    match set {
+                        CharSet::Literal(c) => out.push_str(&regex::escape(&c.to_string())),
+                        CharSet::Class(ranges) => {
+                            out.push('[');
+                            for (lo, hi) in ranges {
+                                out.push_str(&format!("{lo}-{hi}"));
+                            }
+                            out.push(']');
+                        }
+                    }
+                    out.push_str(match repeat {
+                        Repeat::One => "",
+                        Repeat::ZeroOrOne => "?",
+                        Repeat::OneOrMore => "+",
+                    });
+                }
+            }
+        }
+        out.push('$');
+        regex::Regex::new(&out).expect("valid regex")
+    }
+
+    #[test]
+    fn matcher_agrees_with_the_regular_expression_semantics() {
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        const PIECES: &[&str] = &["a", "b", "/", ".", "*", "**", "**/", "?", "+", "[ab]", "[0-9]", "\\*"];
+        const CHARS: &[char] = &['a', 'b', '/', '.', '1', '*'];
+        let (mut matched, mut compared) = (0, 0);
+        for _ in 0..3000 {
+            let pattern: String = (0..1 + next(6)).map(|_| PIECES[next(PIECES.len())]).collect();
+            let Ok(compiled) = Pattern::parse(&pattern) else { continue };
+            let re = as_regex(&compiled);
+            for _ in 0..20 {
+                let name: String = (0..next(8)).map(|_| CHARS[next(CHARS.len())]).collect();
+                let ours = compiled.body_matches(&name);
+                assert_eq!(ours, re.is_match(&name), "{pattern:?} on {name:?}");
+                compared += 1;
+                matched += usize::from(ours);
+            }
+        }
+        assert!(matched > compared / 50 && matched < compared / 2, "{matched} of {compared} matched");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Loading runs in GitHub's order: YAML syntax; the schema (`reader`: keys, types,
 //! expressions and the contexts each place allows); the cross-key checks (`convert`:
-//! job and step ids, `needs`, `if:`, cron, dispatch inputs), which also build the model;
+//! job and step ids, `needs`, `if:`, cron, dispatch inputs), which also build the model
+//! (GitHub skips them after a schema error; they run here anyway, to report more at once);
 //! then, unless `syntax_only`, checks beyond GitHub's (`farm`: references to matrix
 //! keys a literal matrix lacks, `container:`/`services:`, unavailable `uses:` actions).
 //! With `syntax_only`, a file is valid exactly when GitHub's parser accepts it.
@@ -18,13 +19,14 @@ use std::rc::Rc;
 
 use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::model::Workflow;
-use crate::workflow::yaml::{self, Lines};
+use crate::workflow::yaml;
 
 pub use farm::action_available;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
-    /// Skip the checks that depend on this farm (available actions, containers).
+    /// Only GitHub's checks: skip what depends on this farm (available actions,
+    /// containers) and the lints GitHub does not make (matrix references).
     pub syntax_only: bool,
 }
 
@@ -51,11 +53,10 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
         }
         Err(diagnostic) => return Loaded { workflow: None, diagnostics: vec![diagnostic] },
     };
-    let lines = Lines::new(text);
     let schema = schema::Schema::get();
     let mut diagnostics = Vec::new();
 
-    let mut reader = reader::Reader { schema, lines: &lines, diags: &mut diagnostics, path: Vec::new() };
+    let mut reader = reader::Reader { schema, diags: &mut diagnostics, path: Vec::new() };
     let root_def = schema.id("workflow-root-strict");
     let cx = reader::AllowedCx::child(&Rc::new(reader::AllowedCx::default()), schema, root_def);
     if root.as_map().is_none() {
@@ -75,6 +76,15 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
         farm::check_runnable(&root, &mut diagnostics);
     }
     diagnostics.sort_by_key(|d| d.pos);
+    // A node reached through several aliases is reported once.
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.pos, d.message.clone())));
+    for d in &mut diagnostics {
+        // One diagnostic, one line (`path:line:col: message`), whatever text it quotes.
+        if d.message.contains('\n') {
+            d.message = d.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+    }
     Loaded { workflow: if github_valid { workflow } else { None }, diagnostics }
 }
 

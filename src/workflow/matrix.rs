@@ -38,7 +38,8 @@ pub enum MatrixError {
     NotAListOfMappings(&'static str),
     #[error("matrix exclude key '{0}' does not match any key within the matrix")]
     UnknownExcludeKey(String),
-    #[error("the matrix produces {0} jobs; at most {MAX_COMBINATIONS} are allowed")]
+    /// GitHub's wording, after "Strategy for job '…' ".
+    #[error("produced {0} configurations which exceeds the maximum of {MAX_COMBINATIONS} configurations")]
     TooManyCombinations(u128),
 }
 
@@ -216,6 +217,24 @@ mod tests {
             expand_json(r#"{"os": ["a", "b"], "exclude": [{"os": "a"}], "include": [{"os": "a", "x": 1}]}"#)
                 .unwrap();
         assert_eq!(got, vec![serde_json::json!({"os": "b"}), serde_json::json!({"os": "a", "x": 1})]);
+    }
+
+    #[test]
+    fn object_values_compare_whole() {
+        let got = expand_json(
+            r#"{"os": ["a", "b"], "node": [{"v": 14}, {"v": 20, "env": "x"}],
+                "exclude": [{"os": "a", "node": {"v": 14}}, {"node": {"v": 20}}],
+                "include": [{"node": {"v": 14}, "extra": 1}]}"#,
+        )
+        .unwrap();
+        // Values compare whole (the docs only speak of partial matches over keys):
+        // `{"v": 20}` is not `{"v": 20, "env": "x"}`, so that exclude removes nothing.
+        let expected = [
+            r#"{"os":"a","node":{"v":20,"env":"x"}}"#,
+            r#"{"os":"b","node":{"v":14},"extra":1}"#,
+            r#"{"os":"b","node":{"v":20,"env":"x"}}"#,
+        ];
+        assert_eq!(got.iter().map(|c| c.to_string()).collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //!   and `false` (the job will be skipped) when it does not. Otherwise it is kept as
 //!   written. A job without `if` has `success()`, GitHub's default. A job whose
 //!   condition implies `success()` and that needs a job the plan skips is skipped too.
+//!
+//! A job whose matrix or expressions fail at plan time fails alone, as on GitHub (where
+//! e.g. a matrix over 256 configurations fails that job and the others run): it is one
+//! entry with its [`JobPlan::error`], and the jobs that need it are skipped.
 
 use indexmap::IndexMap;
 use serde_json::{json, Value as Json};
@@ -21,7 +25,7 @@ use serde_json::{json, Value as Json};
 use crate::workflow::diag::Pos;
 use crate::workflow::event::{inputs_context, DeclaredInput, Event, InputKind, RunInfo};
 use crate::workflow::expr::{Allowed, EvalContext, Expr, JobStatus, Template, Value, JOB_STATUS_FUNCTIONS};
-use crate::workflow::matrix::{self, Combination};
+use crate::workflow::matrix::{self, Combination, MatrixError};
 use crate::workflow::model::{Concurrency, InputType, Job, OrExpr, Text, Workflow};
 use crate::workflow::yaml::{self, Node};
 
@@ -74,6 +78,8 @@ pub struct JobPlan {
     /// the job is skipped when a job it needs is skipped.
     pub implies_success: bool,
     pub concurrency: Option<ConcurrencyPlan>,
+    /// Why the job fails before it runs (its matrix or an expression), if it does.
+    pub error: Option<PlanError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +135,11 @@ pub fn plan(workflow: &Workflow, event: &Event, opts: &PlanOptions) -> Result<Wo
 
     let mut jobs = Vec::new();
     for job in workflow.jobs.values() {
-        plan_job(job, &contexts, &mut jobs)?;
+        let first = jobs.len();
+        if let Err(error) = plan_job(job, &contexts, &mut jobs) {
+            jobs.truncate(first);
+            jobs.push(failed_job(job, error));
+        }
     }
     propagate_skips(&job_order(workflow)?, &mut jobs);
     Ok(WorkflowPlan { path: opts.path.clone(), name: display_name, run_name, concurrency, jobs })
@@ -162,9 +172,31 @@ pub fn job_order(workflow: &Workflow) -> Result<Vec<String>, PlanError> {
     Ok(order)
 }
 
+impl WorkflowPlan {
+    /// The jobs that fail before they run.
+    pub fn errors(&self) -> impl Iterator<Item = &PlanError> {
+        self.jobs.iter().filter_map(|j| j.error.as_ref())
+    }
+}
+
+/// The one entry of a job that fails at plan time: its values as written.
+fn failed_job(job: &Job, error: PlanError) -> JobPlan {
+    JobPlan {
+        id: job.id.value.clone(),
+        name: job.name.as_ref().map_or(job.id.value.clone(), |n| n.value.clone()),
+        runs_on: job.runs_on.iter().flat_map(|r| r.labels.iter().map(|l| l.value.clone())).collect(),
+        needs: job.needs.iter().map(|n| n.value.clone()).collect(),
+        matrix: MatrixPlan::None,
+        if_: job.if_.as_ref().map_or(DEFAULT_IF.to_string(), |c| c.value.clone()),
+        implies_success: true,
+        concurrency: None,
+        error: Some(error),
+    }
+}
+
 /// A job whose condition implies `success()` is skipped when a job it needs is
-/// skipped (GitHub skips dependents of skipped jobs): decided here when the needed
-/// job's skip already is.
+/// skipped or fails before running (GitHub skips dependents of skipped and failed
+/// jobs): decided here when the needed job's fate already is.
 fn propagate_skips(order: &[String], jobs: &mut [JobPlan]) {
     for id in order {
         let skipped_need = {
@@ -173,7 +205,7 @@ fn propagate_skips(order: &[String], jobs: &mut [JobPlan]) {
                 && entry.if_ != SKIPPED_IF
                 && entry.needs.iter().any(|need| {
                     let mut entries = jobs.iter().filter(|j| &j.id == need).peekable();
-                    entries.peek().is_some() && entries.all(|j| j.if_ == SKIPPED_IF)
+                    entries.peek().is_some() && entries.all(|j| j.if_ == SKIPPED_IF || j.error.is_some())
                 })
         };
         if skipped_need {
@@ -231,7 +263,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
 
     let combinations: Vec<Option<Combination>> = match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
         None => vec![None],
-        Some(node) => match expand_matrix(node, contexts)? {
+        Some(node) => match expand_matrix(job, node, contexts)? {
             Expansion::Deferred(text) => {
                 out.push(JobPlan {
                     id: job.id.value.clone(),
@@ -246,6 +278,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
                     if_,
                     implies_success,
                     concurrency: None,
+                    error: None,
                 });
                 return Ok(());
             }
@@ -254,9 +287,14 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
         },
     };
 
+    // `github.job` is the job's id in everything the job evaluates.
+    let mut job_base = contexts.clone();
+    if let Some(Value::Object(github)) = job_base.get_mut("github") {
+        github.insert("job".to_string(), Value::String(job.id.value.clone()));
+    }
     let total = combinations.len();
     for (index, combination) in combinations.into_iter().enumerate() {
-        let mut job_contexts = contexts.clone();
+        let mut job_contexts = job_base.clone();
         job_contexts.insert("matrix".into(), combination.clone().map_or(Value::Null, Value::Object));
         job_contexts.insert("strategy".into(), strategy_context(job, index, total, &job_contexts)?);
 
@@ -278,6 +316,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
             if_: if_.clone(),
             implies_success,
             concurrency,
+            error: None,
         });
     }
     Ok(())
@@ -350,12 +389,18 @@ enum Expansion {
 }
 
 /// Evaluates the matrix node (its expressions, at any depth) and expands it.
-fn expand_matrix(node: &Node, contexts: &IndexMap<String, Value>) -> Result<Expansion, PlanError> {
+fn expand_matrix(job: &Job, node: &Node, contexts: &IndexMap<String, Value>) -> Result<Expansion, PlanError> {
     if node_reads(node, "needs") {
         return Ok(Expansion::Deferred(node_text(node)));
     }
     let value = eval_node(node, STRATEGY_CONTEXTS, contexts)?;
-    matrix::expand(&value).map(Expansion::Combinations).map_err(|e| PlanError::new(node.pos, e.to_string()))
+    matrix::expand(&value).map(Expansion::Combinations).map_err(|e| {
+        let message = match e {
+            MatrixError::TooManyCombinations(_) => format!("Strategy for job '{}' {e}", job.id.value),
+            other => format!("the matrix of job '{}': {other}", job.id.value),
+        };
+        PlanError::new(node.pos, message)
+    })
 }
 
 /// A YAML node as a value, with every string that holds `${{ }}` evaluated (a lone
@@ -567,8 +612,10 @@ impl WorkflowPlan {
 }
 
 impl JobPlan {
+    /// The job as `metalfarm plan` prints it; a job that fails before running also
+    /// has `"error"`.
     pub fn to_json(&self) -> Json {
-        json!({
+        let mut out = json!({
             "id": self.id,
             "name": self.name,
             "runs_on": self.runs_on,
@@ -580,7 +627,11 @@ impl JobPlan {
             },
             "if": self.if_,
             "concurrency": self.concurrency.as_ref().map(ConcurrencyPlan::to_json),
-        })
+        });
+        if let (Some(error), Json::Object(map)) = (&self.error, &mut out) {
+            map.insert("error".to_string(), Json::String(error.message.clone()));
+        }
+        out
     }
 }
 
@@ -614,6 +665,33 @@ mod tests {
             crate::workflow::load::load(text, &crate::workflow::load::LoadOptions { syntax_only: true });
         let workflow = loaded.workflow.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
         assert_eq!(job_order(&workflow).unwrap(), vec!["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn workflow_concurrency_and_what_waits_for_needs() {
+        let text = "on: push\nconcurrency:\n  group: ci-${{ github.ref }}\n  cancel-in-progress: true\njobs:\n  \
+                    a:\n    runs-on: x\n    outputs: {label: '${{ steps.s.outputs.l }}'}\n    steps: [{id: s, run: echo}]\n  \
+                    b:\n    needs: a\n    name: b on ${{ needs.a.outputs.label }}\n    \
+                    runs-on: [self-hosted, '${{ needs.a.outputs.label }}']\n    \
+                    concurrency: ${{ needs.a.outputs.label }}\n    steps: [{run: echo}]\n";
+        let loaded =
+            crate::workflow::load::load(text, &crate::workflow::load::LoadOptions { syntax_only: true });
+        let workflow = loaded.workflow.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        let event = Event::new("push", serde_json::json!({"ref": "refs/heads/main", "after": "abc"}));
+        let plan = plan(&workflow, &event, &PlanOptions { path: "ci.yml".into(), ..PlanOptions::default() })
+            .expect("plans");
+        assert_eq!(
+            plan.concurrency,
+            Some(ConcurrencyPlan {
+                group: "ci-refs/heads/main".into(),
+                cancel_in_progress: Value::Bool(true)
+            })
+        );
+        let b = &plan.jobs[1];
+        assert_eq!(b.name, "b on ${{ needs.a.outputs.label }}");
+        assert_eq!(b.runs_on, vec!["self-hosted", "${{ needs.a.outputs.label }}"]);
+        assert_eq!(b.concurrency.as_ref().map(|c| c.group.as_str()), Some("${{ needs.a.outputs.label }}"));
+        assert_eq!(plan.run_name, "ci.yml");
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!   `[skip actions]` or `[actions skip]`, or ends with a `skip-checks: true` trailer,
 //!   starts no `push` workflow. (For a pull request the head commit's message is not in
 //!   the payload.)
+//! - `workflow_run`: `types`, `workflows` (the finished workflow's name) and
+//!   `branches`/`branches-ignore` against its head branch.
 //! - Any other event (`repository_dispatch`, `issues`, …): its `types`, if written,
 //!   must list the payload's `action` (for `repository_dispatch`, its event type).
 
@@ -70,6 +72,7 @@ pub fn triggers(
         "push" => push_runs(config, event, cx)?,
         "pull_request" | "pull_request_target" => pull_request_runs(config, event, cx)?,
         "workflow_dispatch" => dispatch_targets(event, cx.workflow_path),
+        "workflow_run" => workflow_run_runs(config, event)?,
         "schedule" => {
             let fired = event.payload.get("schedule").and_then(|s| s.as_str());
             let entry = config.schedule.iter().find(|e| fired.is_none_or(|f| e.cron.value == f));
@@ -83,7 +86,9 @@ pub fn triggers(
 }
 
 /// The `schedule` entries of `workflow` that fire in the minute containing
-/// `unix_seconds` (UTC). Entries whose cron does not parse never fire.
+/// `unix_seconds`, read in UTC as DESIGN.md fixes it (an entry's `timezone:`, which
+/// GitHub's parser accepts, is not applied). Entries whose cron does not parse never
+/// fire.
 pub fn due_schedules(workflow: &Workflow, unix_seconds: i64) -> Vec<String> {
     let Some(config) = workflow.on.events.get("schedule") else {
         return Vec::new();
@@ -146,6 +151,30 @@ fn pull_request_runs(
         }
     }
     paths_allow(config, event, cx)
+}
+
+fn workflow_run_runs(config: &EventConfig, event: &Event) -> Result<bool, TriggerError> {
+    if !types_allow(config.types.as_deref(), event.activity_type(), &[]) {
+        return Ok(false);
+    }
+    let run = event.payload.get("workflow_run");
+    let field = |key: &str| run.and_then(|r| r.get(key)).and_then(|v| v.as_str());
+    if let Some(workflows) = &config.workflows {
+        if !field("name").is_some_and(|name| workflows.iter().any(|w| w.value == name)) {
+            return Ok(false);
+        }
+    }
+    if config.branches.is_some() || config.branches_ignore.is_some() {
+        let Some(branch) = field("head_branch") else {
+            return Ok(false);
+        };
+        return list_allows(
+            config.branches.as_deref(),
+            config.branches_ignore.as_deref(),
+            &[branch.to_string()],
+        );
+    }
+    Ok(true)
 }
 
 fn paths_allow(config: &EventConfig, event: &Event, cx: &TriggerContext<'_>) -> Result<bool, TriggerError> {
@@ -387,6 +416,24 @@ mod tests {
         // 2024-03-04 (a Monday) 04:30 UTC
         assert_eq!(due_schedules(&w, 1_709_526_600), vec!["30 4 * * 1".to_string()]);
         assert!(due_schedules(&w, 1_709_526_660).is_empty());
+    }
+
+    #[test]
+    fn workflow_run_names_and_branches() {
+        let w = workflow(vec![(
+            "workflow_run",
+            EventConfig {
+                types: texts(&["completed"]),
+                workflows: texts(&["CI"]),
+                branches: texts(&["main"]),
+                ..Default::default()
+            },
+        )]);
+        let run = |action: &str, name: &str, branch: &str| json!({"action": action, "workflow_run": {"name": name, "head_branch": branch}});
+        assert!(runs(&w, "workflow_run", run("completed", "CI", "main")));
+        assert!(!runs(&w, "workflow_run", run("requested", "CI", "main")));
+        assert!(!runs(&w, "workflow_run", run("completed", "Deploy", "main")));
+        assert!(!runs(&w, "workflow_run", run("completed", "CI", "dev")));
     }
 
     #[test]

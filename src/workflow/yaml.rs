@@ -125,6 +125,8 @@ pub fn js_number(n: f64) -> String {
 
 /// A parsed document: its root (None for an empty document) or the syntax error.
 pub fn parse(text: &str) -> Result<Option<Node>, Diagnostic> {
+    // A byte-order mark is not content (npm `yaml` skips it too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = match parse_once(text) {
         Err(e) if e.message.ends_with("invalid indentation") => e,
         other => return other,
@@ -150,14 +152,24 @@ pub fn parse(text: &str) -> Result<Option<Node>, Diagnostic> {
 }
 
 fn parse_once(text: &str) -> Result<Option<Node>, Diagnostic> {
-    let mut builder =
-        Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), lines: Lines::new(text) };
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        lines: Lines::new(text),
+        depth: 0,
+        nodes: 0,
+    };
     builder.document()
 }
 
 struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and how many nodes each holds (an alias copies them all).
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Collections open around the current node.
+    depth: usize,
+    /// Nodes built so far, alias copies included.
+    nodes: usize,
     lines: Lines<'a>,
 }
 
@@ -200,6 +212,86 @@ impl<'a> Lines<'a> {
         None
     }
 
+    /// Where npm `yaml` reports a syntax error the event parser found at `pos`: at the
+    /// start of the plain scalar that caused it, which the event parser only notices later.
+    fn syntax_error_pos(&self, pos: Pos, info: &str) -> Pos {
+        let value_start = |line: u32| -> Option<Pos> {
+            let text = self.line(line);
+            let trimmed = text.trim_start();
+            let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            let colon = body.find(": ")?;
+            let after = &body[colon + 2..];
+            let value = after.trim_start();
+            if value.is_empty() || value.starts_with(['#', '"', '\'', '[', '{', '|', '>', '&', '*', '!']) {
+                return None;
+            }
+            let byte = text.len() - value.len();
+            Some(Pos::new(line, text[..byte].chars().count() as u32 + 1))
+        };
+        let previous_content_line = |mut line: u32| -> Option<u32> {
+            while line > 1 {
+                line -= 1;
+                let t = self.line(line).trim_start();
+                if !t.is_empty() && !t.starts_with('#') {
+                    return Some(line);
+                }
+            }
+            None
+        };
+        match info {
+            "mapping values are not allowed in this context" => {
+                let text = self.line(pos.line);
+                let before: String = text.chars().take(pos.col as usize - 1).collect();
+                if before.contains(": ") {
+                    // `key: a: b` — the value is where npm stops.
+                    return value_start(pos.line).unwrap_or(pos);
+                }
+                // A continuation line of a plain scalar that holds `: `: npm points at the
+                // scalar's start, a value (`key: a`) or a whole line without a key.
+                match previous_content_line(pos.line) {
+                    Some(line) => value_start(line).unwrap_or_else(|| {
+                        let text = self.line(line);
+                        let trimmed = text.trim_start();
+                        let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+                        Pos::new(line, (text.len() - body.len()) as u32 + 1)
+                    }),
+                    None => pos,
+                }
+            }
+            "while parsing node, found unknown anchor" => {
+                // Marked before the alias: point at the `*name` itself.
+                let mut line = pos.line;
+                while line <= pos.line + 3 {
+                    let text = self.line(line);
+                    let skip = if line == pos.line { pos.col as usize - 1 } else { 0 };
+                    if let Some(i) = text.chars().skip(skip).position(|c| c == '*') {
+                        return Pos::new(line, (skip + i) as u32 + 1);
+                    }
+                    line += 1;
+                }
+                pos
+            }
+            info if info.starts_with("tabs disallowed") => {
+                // npm `yaml` points at the indentation, where the tab is.
+                let text = self.line(pos.line);
+                let tab = text.chars().position(|c| c == '\t').unwrap_or(0);
+                Pos::new(pos.line, tab as u32 + 1)
+            }
+            "simple key expect ':'" => {
+                // A plain scalar line without its `:` before the next key.
+                match previous_content_line(pos.line) {
+                    Some(line) if !self.line(line).contains(':') => {
+                        let text = self.line(line);
+                        let indent = text.chars().take_while(|c| c.is_whitespace()).count();
+                        Pos::new(line, indent as u32 + 1)
+                    }
+                    _ => pos,
+                }
+            }
+            _ => pos,
+        }
+    }
+
     /// Just after the `:` that ends the key starting at `pos`, when on the same line.
     fn after_colon(&self, pos: Pos) -> Option<Pos> {
         let chars: Vec<char> = self.line(pos.line).chars().collect();
@@ -214,6 +306,21 @@ impl<'a> Lines<'a> {
         }
         while i < chars.len() {
             if chars[i] == ':' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()) {
+                // An anchor or tag of the empty value (`key: &name`) comes before it.
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if matches!(chars.get(j), Some('&' | '!')) {
+                    while j < chars.len() && !chars[j].is_whitespace() {
+                        j += 1;
+                    }
+                    return Some(Pos::new(pos.line, j as u32 + 1));
+                }
+                // Trailing blanks belong before the empty value.
+                if j == chars.len() {
+                    return Some(Pos::new(pos.line, j as u32 + 1));
+                }
                 return Some(Pos::new(pos.line, i as u32 + 2));
             }
             i += 1;
@@ -256,11 +363,37 @@ fn pos_of(mark: Marker) -> Pos {
     Pos::new(mark.line() as u32, mark.col() as u32 + 1)
 }
 
+/// Deeper than any workflow needs; keeps recursion far from the stack's end.
+const MAX_DEPTH: usize = 256;
+/// Aliases can make a small text expand exponentially; GitHub also caps the result.
+const MAX_NODES: usize = 1_000_000;
+
+fn subtree_size(node: &Node) -> usize {
+    match &node.value {
+        Value::Seq(items) => items.iter().map(subtree_size).sum::<usize>() + 1,
+        Value::Map(entries) => {
+            entries.iter().map(|(k, v)| subtree_size(k) + subtree_size(v)).sum::<usize>() + 1
+        }
+        _ => 1,
+    }
+}
+
 impl Builder<'_> {
+    fn count(&mut self, n: usize, pos: Pos) -> Result<(), Diagnostic> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(Diagnostic::new(
+                pos,
+                format!("YAML expands to more than {MAX_NODES} nodes (through aliases)"),
+            ));
+        }
+        Ok(())
+    }
+
     fn next(&mut self) -> Result<(Event, Marker), Diagnostic> {
         self.parser.next_token().map_err(|e| {
-            let mark = e.marker();
-            Diagnostic::new(pos_of(*mark), format!("YAML syntax error: {}", e.info()))
+            let pos = self.lines.syntax_error_pos(pos_of(*e.marker()), e.info());
+            Diagnostic::new(pos, format!("YAML syntax error: {}", e.info()))
         })
     }
 
@@ -294,11 +427,12 @@ impl Builder<'_> {
         let pos = pos_of(mark);
         let (anchor, node) = match event {
             Event::Alias(id) => {
-                let node = self
+                let (node, size) = self
                     .anchors
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| Diagnostic::new(pos, "YAML syntax error: unknown alias"))?;
+                self.count(size, pos)?;
                 return Ok(node);
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -317,7 +451,11 @@ impl Builder<'_> {
                 let value = scalar(text, style, tag.flatten());
                 (anchor, Node { pos, value })
             }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.depth >= MAX_DEPTH => {
+                return Err(Diagnostic::new(pos, format!("YAML nested deeper than {MAX_DEPTH} levels")));
+            }
             Event::SequenceStart(anchor, _) => {
+                self.depth += 1;
                 let mut items = Vec::new();
                 loop {
                     let (event, mark) = self.next()?;
@@ -343,6 +481,7 @@ impl Builder<'_> {
                 (anchor, Node { pos, value: Value::Seq(items) })
             }
             Event::MappingStart(anchor, _) => {
+                self.depth += 1;
                 let mut entries = Vec::new();
                 loop {
                     let (event, mark) = self.next()?;
@@ -379,8 +518,13 @@ impl Builder<'_> {
                 return Err(Diagnostic::new(pos, format!("YAML syntax error: unexpected {other:?}")));
             }
         };
+        if matches!(node.value, Value::Seq(_) | Value::Map(_)) {
+            self.depth -= 1;
+        }
+        self.count(1, pos)?;
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = subtree_size(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         Ok(node)
     }
@@ -425,7 +569,7 @@ fn scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
 }
 
 /// The YAML 1.2 core schema, as npm `yaml` applies it to plain scalars.
-fn resolve_plain(text: &str) -> Option<Value> {
+pub fn resolve_plain(text: &str) -> Option<Value> {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Null),
         "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
@@ -544,8 +688,9 @@ mod tests {
         assert_eq!(entries[4].1.pos, Pos::new(9, 1));
         assert_eq!(entries[5].1.pos, Pos::new(10, 4));
         assert_eq!(entries[5].1.get("h").unwrap().pos, Pos::new(10, 8));
-        let empty = root("on:\n  push:\n\njobs: {}\n");
+        let empty = root("on:\n  push:\n  pull: &x\njobs: {}\n");
         assert_eq!(empty.get("on").unwrap().get("push").unwrap().pos, Pos::new(2, 8));
+        assert_eq!(empty.get("on").unwrap().get("pull").unwrap().pos, Pos::new(3, 11));
         let items = root("paths:\n  -\n  - a\n");
         assert_eq!(items.get("paths").unwrap().as_seq().unwrap()[0].pos, Pos::new(2, 4));
     }
@@ -558,5 +703,15 @@ mod tests {
         assert!(err.pos.line >= 1, "{err}");
         assert!(parse("").unwrap().is_none());
         assert!(parse("# only a comment\n").unwrap().is_none());
+        assert!(parse("\u{feff}on: push\n").unwrap().unwrap().get("on").is_some());
+        assert_eq!(parse("a:\n\tb: 1\n").unwrap_err().pos, Pos::new(2, 1));
+        let deep = format!("k: {}{}\n", "[".repeat(300), "]".repeat(300));
+        let err = parse(&deep).unwrap_err();
+        assert!(err.message.contains("deeper") || err.message.contains("recursion"), "{err}");
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+            laughs.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        assert!(parse(&laughs).unwrap_err().message.contains("more than"));
     }
 }

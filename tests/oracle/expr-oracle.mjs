@@ -5,8 +5,14 @@
 // functions (as for a successful step) and hashFiles (unavailable: no workspace).
 // Parse errors are worded as GitHub's conformance harness words them:
 // "<message>. Located at position <column + 1> within expression: <expr>".
+//
+// A line {"template": "...", "contexts": {...}} is a string with ${{ }} parts instead:
+// GitHub's workflow parser reads it as a workflow's `run-name` (contexts github, inputs,
+// vars) into a literal or an expression (`format(...)` for mixed text), which is then
+// evaluated as above; its errors are answered with the parser's message.
 import { createInterface } from "node:readline";
 import { Lexer, Parser, Evaluator, ExpressionError, data } from "@actions/expressions";
+import { parseWorkflow, NoOperationTraceWriter } from "@actions/workflow-parser";
 
 const fixed = value => ({ call: () => new data.BooleanData(value) });
 const extraFunctions = [
@@ -35,8 +41,25 @@ function answer(line) {
   } catch {
     return { ok: false, error: "invalid input line (not a JSON object)" };
   }
-  const expr = req.expr;
   const contexts = req.contexts ?? {};
+  let expr = req.expr;
+  if (req.template !== undefined) {
+    const content = `on: push\nrun-name: ${JSON.stringify(req.template)}\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo\n`;
+    const parsed = parseWorkflow({ name: "w.yml", content }, new NoOperationTraceWriter());
+    const errors = parsed.context.errors.getErrors();
+    if (errors.length > 0) {
+      return { ok: false, error: errors[0].rawMessage };
+    }
+    let token;
+    for (let i = 0; i < parsed.value.count; i++) {
+      const pair = parsed.value.get(i);
+      if (pair.key.value === "run-name") token = pair.value;
+    }
+    if (token.expression === undefined) {
+      return { ok: true, value: token.value };
+    }
+    expr = token.expression;
+  }
   try {
     const tokens = new Lexer(expr).lex().tokens;
     const ast = new Parser(tokens, Object.keys(contexts), extraFunctions).parse();

@@ -27,7 +27,7 @@ pub(crate) enum Val<'a> {
     /// An array or object borrowed from the contexts.
     Ref(&'a Value),
     /// An array or object made during evaluation (by `fromJSON`).
-    Own(Value),
+    Own(Box<Value>),
     /// The result of `.*`: a new array whose indexing applies to each element.
     Filtered(Vec<Val<'a>>),
 }
@@ -49,7 +49,7 @@ impl<'a> Val<'a> {
             Value::Bool(b) => Val::Bool(b),
             Value::Number(n) => Val::Num(n),
             Value::String(s) => Val::Str(Cow::Owned(s)),
-            v => Val::Own(v),
+            v => Val::Own(Box::new(v)),
         }
     }
 
@@ -60,7 +60,7 @@ impl<'a> Val<'a> {
             Val::Num(n) => Value::Number(n),
             Val::Str(s) => Value::String(s.into_owned()),
             Val::Ref(v) => v.clone(),
-            Val::Own(v) => v,
+            Val::Own(v) => *v,
             Val::Filtered(items) => Value::Array(items.into_iter().map(Val::into_value).collect()),
         }
     }
@@ -70,7 +70,11 @@ impl<'a> Val<'a> {
     }
 
     fn is_array(&self) -> bool {
-        matches!(self, Val::Filtered(_) | Val::Ref(Value::Array(_)) | Val::Own(Value::Array(_)))
+        match self {
+            Val::Filtered(_) | Val::Ref(Value::Array(_)) => true,
+            Val::Own(v) => matches!(**v, Value::Array(_)),
+            _ => false,
+        }
     }
 
     pub fn is_falsy(&self) -> bool {
@@ -101,7 +105,8 @@ impl<'a> Val<'a> {
             Val::Bool(false) => Cow::Borrowed("false"),
             Val::Num(n) => Cow::Owned(js::number_coerce_string(*n)),
             Val::Str(s) => Cow::Borrowed(s),
-            Val::Ref(Value::Object(_)) | Val::Own(Value::Object(_)) => Cow::Borrowed("Object"),
+            Val::Ref(Value::Object(_)) => Cow::Borrowed("Object"),
+            Val::Own(v) if matches!(**v, Value::Object(_)) => Cow::Borrowed("Object"),
             _ => Cow::Borrowed("Array"),
         }
     }
@@ -117,9 +122,11 @@ impl<'a> Val<'a> {
     fn array_items(&self) -> Vec<Val<'_>> {
         match self {
             Val::Filtered(items) => items.iter().map(Val::reborrow).collect(),
-            Val::Ref(Value::Array(items)) | Val::Own(Value::Array(items)) => {
-                items.iter().map(Val::borrowed).collect()
-            }
+            Val::Ref(Value::Array(items)) => items.iter().map(Val::borrowed).collect(),
+            Val::Own(v) => match &**v {
+                Value::Array(items) => items.iter().map(Val::borrowed).collect(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         }
     }
@@ -174,7 +181,8 @@ fn kind(v: &Val<'_>) -> Kind {
         Val::Bool(_) => Kind::Bool,
         Val::Num(_) => Kind::Num,
         Val::Str(_) => Kind::Str,
-        Val::Ref(Value::Object(_)) | Val::Own(Value::Object(_)) => Kind::Object,
+        Val::Ref(Value::Object(_)) => Kind::Object,
+        Val::Own(v) if matches!(**v, Value::Object(_)) => Kind::Object,
         _ => Kind::Array,
     }
 }
@@ -272,7 +280,13 @@ impl<'i> Idx<'i> {
 }
 
 fn lookup<'m>(map: &'m IndexMap<String, Value>, key: &str) -> Option<&'m Value> {
-    map.get(key).or_else(|| map.iter().find(|(k, _)| js::lower_eq(k, key)).map(|(_, v)| v))
+    // Contexts and most objects are small: comparing keys beats hashing one.
+    let exact = if map.len() <= 32 {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    };
+    exact.or_else(|| map.iter().find(|(k, _)| js::lower_eq(k, key)).map(|(_, v)| v))
 }
 
 fn take_key(map: &mut IndexMap<String, Value>, key: &str) -> Option<Value> {
@@ -300,16 +314,17 @@ fn access<'a>(obj: Val<'a>, idx: &Idx<'_>) -> Val<'a> {
                     (Val::Ref(Value::Array(a)), Idx::Key { int, .. }) => {
                         out.extend(array_slot(a.len(), *int).map(|i| Val::borrowed(&a[i])))
                     }
-                    (Val::Own(Value::Object(map)), Idx::Star) => {
-                        out.extend(map.into_values().map(Val::owned))
-                    }
-                    (Val::Own(Value::Object(mut map)), Idx::Key { name: Some(n), .. }) => {
-                        out.extend(take_key(&mut map, n).map(Val::owned))
-                    }
-                    (Val::Own(Value::Array(a)), Idx::Star) => out.extend(a.into_iter().map(Val::owned)),
-                    (Val::Own(Value::Array(mut a)), Idx::Key { int, .. }) => {
-                        out.extend(array_slot(a.len(), *int).map(|i| Val::owned(a.swap_remove(i))))
-                    }
+                    (Val::Own(owned), idx) => match (*owned, idx) {
+                        (Value::Object(map), Idx::Star) => out.extend(map.into_values().map(Val::owned)),
+                        (Value::Object(mut map), Idx::Key { name: Some(n), .. }) => {
+                            out.extend(take_key(&mut map, n).map(Val::owned))
+                        }
+                        (Value::Array(a), Idx::Star) => out.extend(a.into_iter().map(Val::owned)),
+                        (Value::Array(mut a), Idx::Key { int, .. }) => {
+                            out.extend(array_slot(a.len(), *int).map(|i| Val::owned(a.swap_remove(i))))
+                        }
+                        _ => {}
+                    },
                     (Val::Filtered(inner), Idx::Star) => out.extend(inner),
                     (Val::Filtered(inner), Idx::Key { int, .. }) => {
                         if let Some(i) = array_slot(inner.len(), *int) {
@@ -332,16 +347,16 @@ fn access<'a>(obj: Val<'a>, idx: &Idx<'_>) -> Val<'a> {
             Idx::Key { name: Some(name), .. } => lookup(map, name).map_or(Val::Null, Val::borrowed),
             Idx::Key { name: None, .. } => Val::Null,
         },
-        Val::Own(Value::Array(mut items)) => match idx {
-            Idx::Star => Val::Filtered(items.into_iter().map(Val::owned).collect()),
-            Idx::Key { int, .. } => {
+        Val::Own(owned) => match (*owned, idx) {
+            (Value::Array(items), Idx::Star) => Val::Filtered(items.into_iter().map(Val::owned).collect()),
+            (Value::Array(mut items), Idx::Key { int, .. }) => {
                 array_slot(items.len(), *int).map_or(Val::Null, |i| Val::owned(items.swap_remove(i)))
             }
-        },
-        Val::Own(Value::Object(mut map)) => match idx {
-            Idx::Star => Val::Filtered(map.into_values().map(Val::owned).collect()),
-            Idx::Key { name: Some(name), .. } => take_key(&mut map, name).map_or(Val::Null, Val::owned),
-            Idx::Key { name: None, .. } => Val::Null,
+            (Value::Object(map), Idx::Star) => Val::Filtered(map.into_values().map(Val::owned).collect()),
+            (Value::Object(mut map), Idx::Key { name: Some(name), .. }) => {
+                take_key(&mut map, name).map_or(Val::Null, Val::owned)
+            }
+            _ => Val::Null,
         },
         _ => match idx {
             Idx::Star => Val::Filtered(Vec::new()),

@@ -209,14 +209,20 @@ pub fn js_object(pairs: Vec<(String, Value)>) -> IndexMap<String, Value> {
         ordered = indexed.into_iter().map(|(_, kv)| kv).chain(named).collect();
     }
     let mut out: IndexMap<String, Value> = IndexMap::with_capacity(ordered.len());
+    // Lower-cased keys seen so far, for objects too big to compare pairwise.
+    let mut seen: Option<std::collections::HashSet<String>> =
+        (ordered.len() > 16).then(|| std::collections::HashSet::with_capacity(ordered.len()));
     for (k, v) in ordered {
         if k.eq_ignore_ascii_case("constructor") || k.eq_ignore_ascii_case("__proto__") {
             continue;
         }
-        if out.contains_key(&k) || out.keys().any(|existing| lower_eq(existing, &k)) {
-            continue;
+        let duplicate = match &mut seen {
+            Some(seen) => !seen.insert(k.to_lowercase()),
+            None => out.contains_key(&k) || out.keys().any(|existing| lower_eq(existing, &k)),
+        };
+        if !duplicate {
+            out.insert(k, v);
         }
-        out.insert(k, v);
     }
     out
 }
@@ -651,6 +657,10 @@ mod tests {
             ("Constructor".into(), Value::Null),
         ]);
         assert_eq!(obj.keys().collect::<Vec<_>>(), ["1", "2", "b"]);
+        let many: Vec<(String, Value)> = (0..40)
+            .map(|i| (if i % 2 == 0 { format!("k{i}") } else { format!("K{}", i - 1) }, Value::Null))
+            .collect();
+        assert_eq!(js_object(many).len(), 20);
     }
 
     #[test]

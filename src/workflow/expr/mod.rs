@@ -7,6 +7,17 @@
 //! Parsing needs to know which named contexts and which extra functions (status
 //! functions, `hashFiles`) the place of the expression allows, exactly as GitHub's
 //! parser does: an unknown name is a parse error, not an evaluation error.
+//!
+//! - `lexer`, `parser`: text to tree, with GitHub's limits and error messages
+//! - `eval`: the evaluator (values borrowed from the contexts, GitHub's coercions)
+//! - [`template`](Template): strings with `${{ }}` parts
+//! - [`js`]: the JavaScript semantics the reference inherits (number parsing and
+//!   printing, JSON, case-insensitive comparison in UTF-16 order)
+//! - [`value`]: the values expressions compute with
+//!
+//! Where metalfarm deliberately follows GitHub's runner instead of the npm package
+//! (results above the runner's memory limit, the length-limit message, the quotes of a
+//! template's text), the differential test lists the cases.
 
 mod eval;
 pub mod js;
@@ -26,7 +37,8 @@ use crate::workflow::diag::Pos;
 use parser::Node;
 
 /// An extra function a place allows, beyond the always-available ones
-/// (contains, startsWith, endsWith, format, join, toJSON, fromJSON).
+/// (contains, startsWith, endsWith, format, join, toJSON, fromJSON, and `case`,
+/// which GitHub's evaluator also always knows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FunctionSig {
     pub name: &'static str,
@@ -189,14 +201,6 @@ impl Expr {
     pub fn is_empty(&self) -> bool {
         self.root.is_none()
     }
-
-    /// The value of an expression that is a single string literal (`${{ 'text' }}`).
-    pub(crate) fn as_string_literal(&self) -> Option<&str> {
-        match &self.root {
-            Some(Node::Literal(Value::String(s))) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 fn walk(node: &Node, f: &mut impl FnMut(&Node)) {
@@ -209,5 +213,107 @@ fn walk(node: &Node, f: &mut impl FnMut(&Node)) {
             walk(b, f);
         }
         Node::And(xs) | Node::Or(xs) | Node::Call(_, xs) => xs.iter().for_each(|x| walk(x, f)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FixedHasher;
+
+    impl FileHasher for FixedHasher {
+        fn hash_files(&self, patterns: &[String]) -> Result<String, String> {
+            Ok(format!("hash of {}", patterns.join("+")))
+        }
+    }
+
+    fn contexts() -> IndexMap<String, Value> {
+        let mut c = IndexMap::new();
+        c.insert("github".to_string(), Value::from_json(&serde_json::json!({"ref": "refs/heads/main"})));
+        c.insert("needs".to_string(), Value::from_json(&serde_json::json!({})));
+        c
+    }
+
+    const ALLOWED: Allowed<'static> = Allowed {
+        contexts: &["github", "needs", "matrix"],
+        functions: &[
+            HASH_FILES,
+            STATUS_FUNCTIONS[0],
+            STATUS_FUNCTIONS[1],
+            STATUS_FUNCTIONS[2],
+            STATUS_FUNCTIONS[3],
+        ],
+    };
+
+    #[test]
+    fn referenced_contexts_are_lower_cased_and_deduplicated() {
+        let e = Expr::parse("GitHub.ref == matrix.os || github.sha && toJSON(Needs.*)", &ALLOWED).unwrap();
+        assert_eq!(e.referenced_contexts(), ["github", "matrix", "needs"]);
+        assert!(Expr::parse("1", &ALLOWED).unwrap().referenced_contexts().is_empty());
+    }
+
+    #[test]
+    fn status_functions_are_found_and_follow_the_status() {
+        let e = Expr::parse("github.ref && !Cancelled()", &ALLOWED).unwrap();
+        assert!(e.uses_status_function());
+        assert!(!Expr::parse("github.ref", &ALLOWED).unwrap().uses_status_function());
+        let c = contexts();
+        let mut cx = EvalContext::new(&c);
+        for (status, success, failure, cancelled) in [
+            (JobStatus::Success, true, false, false),
+            (JobStatus::Failure, false, true, false),
+            (JobStatus::Cancelled, false, false, true),
+        ] {
+            cx.status = status;
+            let eval = |src: &str| Expr::parse(src, &ALLOWED).unwrap().eval(&cx).unwrap();
+            assert_eq!(eval("success()"), Value::Bool(success));
+            assert_eq!(eval("failure()"), Value::Bool(failure));
+            assert_eq!(eval("cancelled()"), Value::Bool(cancelled));
+            assert_eq!(eval("always()"), Value::Bool(true));
+        }
+        // Without the status functions allowed, they are unknown functions.
+        let bare = Allowed { contexts: &[], functions: &[] };
+        assert!(Expr::parse("success()", &bare)
+            .unwrap_err()
+            .message
+            .starts_with("Unrecognized function: 'success'"));
+    }
+
+    #[test]
+    fn hash_files_goes_through_the_file_hasher() {
+        let c = contexts();
+        let mut cx = EvalContext::new(&c);
+        let e = Expr::parse("hashFiles('a/**', 1)", &ALLOWED).unwrap();
+        assert!(e.eval(&cx).is_err());
+        cx.files = Some(&FixedHasher);
+        assert_eq!(e.eval(&cx).unwrap(), Value::String("hash of a/**+1".into()));
+        assert!(Expr::parse("hashFiles()", &ALLOWED).is_err());
+    }
+
+    #[test]
+    fn truthiness_and_strings() {
+        let c = contexts();
+        let cx = EvalContext::new(&c);
+        let truthy = |src: &str| Expr::parse(src, &ALLOWED).unwrap().eval_truthy(&cx).unwrap();
+        assert!(truthy("github.ref"));
+        assert!(!truthy("github.nope"));
+        assert!(truthy("fromJSON('[]')"));
+        assert!(!truthy("''"));
+        assert!(!truthy(""));
+        assert!(!Value::Number(f64::NAN).is_truthy());
+        assert!(Value::Object(IndexMap::new()).is_truthy());
+        assert_eq!(Value::Number(1.5).coerce_to_string(), "1.5");
+        assert_eq!(Value::Number(-0.0).coerce_to_string(), "0");
+        assert_eq!(Value::Array(vec![]).coerce_to_string(), "Array");
+        assert_eq!(Value::Null.coerce_to_string(), "");
+        assert_eq!(Expr::parse("", &ALLOWED).unwrap().eval(&cx).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn parse_errors_have_positions() {
+        let e = Expr::parse("github.ref ==\n  nope", &ALLOWED).unwrap_err();
+        assert_eq!(e.pos, Some(Pos::new(2, 3)));
+        assert!(e.message.starts_with("Unrecognized named-value: 'nope'. Located at position 17"));
     }
 }

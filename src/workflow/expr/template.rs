@@ -26,6 +26,7 @@ impl Template {
         let mut segments: Vec<Segment> = Vec::new();
         let mut rest_start = 0;
         let mut search_from = 0;
+        let mut lone_literal: Option<String> = None;
         while let Some(found) = src[search_from..].find(OPEN) {
             let start = search_from + found;
             let body_start = start + OPEN.len();
@@ -71,17 +72,19 @@ impl Template {
                 e
             })?;
             segments.push(Segment::Expr(expr));
+            lone_literal = Some(trimmed.to_string());
             rest_start = end + 1;
             search_from = end + 1;
         }
         if rest_start < src.len() || segments.is_empty() {
             push_text(&mut segments, &src[rest_start..]);
         }
-        // `${{ 'text' }}` alone is the literal text.
-        if let [Segment::Expr(e)] = segments.as_slice() {
-            if let Some(s) = e.as_string_literal() {
-                segments = vec![Segment::Text(s.to_string())];
-            }
+        // `${{ 'text' }}` alone is the literal text, unescaped by GitHub's reader's own
+        // scan (every `''`), not by the expression lexer.
+        if let ([Segment::Expr(_)], Some(text)) =
+            (segments.as_slice(), lone_literal.as_deref().and_then(quoted_text))
+        {
+            segments = vec![Segment::Text(text)];
         }
         Ok(Template { segments })
     }
@@ -137,6 +140,26 @@ fn pos_at(src: &str, byte: usize) -> Pos {
     Pos::new(line as u32, before[line_start..].chars().count() as u32 + 1)
 }
 
+/// GitHub's reader's test for an expression that is only a string literal: its text
+/// with `''` unescaped, or `None`.
+fn quoted_text(expr: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut in_string = false;
+    for (i, c) in expr.char_indices() {
+        if c == '\'' {
+            in_string = !in_string;
+            if in_string && i != 0 {
+                out.push(c);
+            }
+        } else if !in_string {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 fn push_text(segments: &mut Vec<Segment>, text: &str) {
     if let Some(Segment::Text(last)) = segments.last_mut() {
         last.push_str(text);
@@ -182,6 +205,8 @@ mod tests {
     fn literal_templates() {
         let allowed = Allowed::default();
         assert!(Template::parse("${{ '{{ x }}' }}", &allowed).unwrap().is_literal());
+        let quoted = Template::parse("${{ 'a''b''c' }}", &allowed).unwrap();
+        assert_eq!(quoted.eval(&EvalContext::new(&IndexMap::new())).unwrap(), Value::String("a'b'c".into()));
         assert!(!Template::parse("${{ 1 }}", &allowed).unwrap().is_literal());
     }
 

@@ -10,7 +10,7 @@ use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::load::schema::Schema;
 use crate::workflow::load::template;
 use crate::workflow::model::*;
-use crate::workflow::yaml::{js_number, Node, Value};
+use crate::workflow::yaml::{js_number, Node, Style, Value};
 
 pub struct Converter<'a> {
     pub diags: &'a mut Vec<Diagnostic>,
@@ -31,6 +31,20 @@ pub fn text(node: &Node) -> Option<Text> {
 /// Whether GitHub treats this node as an expression (a string with `${{ }}`).
 pub fn is_expression(node: &Node) -> bool {
     node.as_str().is_some_and(|s| s.contains("${{"))
+}
+
+/// Where GitHub puts a value that is one whole `${{ }}`: at the `${{`, inside the quotes.
+fn expression_pos(node: &Node) -> Pos {
+    match &node.value {
+        Value::String(s)
+            if matches!(s.style, Style::SingleQuoted | Style::DoubleQuoted)
+                && s.text.starts_with("${{")
+                && s.text.ends_with("}}") =>
+        {
+            Pos::new(node.pos.line, node.pos.col + 1)
+        }
+        _ => node.pos,
+    }
 }
 
 fn texts(node: &Node) -> Vec<Text> {
@@ -232,7 +246,7 @@ impl Converter<'_> {
                         "the default of input `{name}` must be {kind}, as its type is `{}`, not {} `{}`",
                         type_name(input.kind),
                         default.kind(),
-                        default.scalar_text()
+                        crate::workflow::load::reader::shown(&default.scalar_text())
                     ),
                 );
             } else if input.kind == InputType::Choice && fits {
@@ -240,7 +254,10 @@ impl Converter<'_> {
                 if !input.options.is_empty() && !input.options.iter().any(|o| o.value == value) {
                     self.error(
                         default.pos,
-                        format!("the default of choice input `{name}` is `{value}`, which is not one of its options"),
+                        format!(
+                            "the default of choice input `{name}` is `{}`, which is not one of its options",
+                            crate::workflow::load::reader::shown(&value)
+                        ),
                     );
                 }
             }
@@ -284,6 +301,11 @@ impl Converter<'_> {
                 self.error(key.pos, format!("job {message}"));
             }
             let job = self.job(Spanned::new(key.pos, id.to_string()), value);
+            // GitHub's converter gives up on a job whose `services` is one expression: the
+            // job then counts for nothing in the `needs` checks.
+            if value.get("services").is_some_and(is_expression) {
+                continue;
+            }
             jobs.entry(id.to_string()).or_insert(job);
         }
         self.check_needs(node.pos, &jobs);
@@ -342,7 +364,7 @@ impl Converter<'_> {
                 "services" => {
                     if is_expression(value) {
                         self.error(
-                            value.pos,
+                            expression_pos(value),
                             "`services` must be a mapping of service containers; GitHub does not accept one expression for it",
                         );
                     }
@@ -410,7 +432,7 @@ impl Converter<'_> {
     fn strict_env(&mut self, node: &Node, level: &str) -> Env {
         if is_expression(node) {
             self.error(
-                node.pos,
+                expression_pos(node),
                 format!("the {level}'s `env` must be a mapping of variables; GitHub does not accept one expression for it"),
             );
         }
@@ -606,19 +628,15 @@ fn defaults(node: &Node) -> Option<RunDefaults> {
 }
 
 fn strategy(node: &Node) -> Option<Strategy> {
+    let entries = node.as_map()?;
     let mut strategy = Strategy { pos: node.pos, matrix: None, fail_fast: None, max_parallel: None };
-    match &node.value {
-        Value::Map(entries) => {
-            for (key, value) in entries {
-                match key.as_str() {
-                    Some("matrix") => strategy.matrix = Some(value.clone()),
-                    Some("fail-fast") => strategy.fail_fast = or_expr_bool(value),
-                    Some("max-parallel") => strategy.max_parallel = or_expr_number(value),
-                    _ => {}
-                }
-            }
+    for (key, value) in entries {
+        match key.as_str() {
+            Some("matrix") => strategy.matrix = Some(value.clone()),
+            Some("fail-fast") => strategy.fail_fast = or_expr_bool(value),
+            Some("max-parallel") => strategy.max_parallel = or_expr_number(value),
+            _ => {}
         }
-        _ => strategy.matrix = None,
     }
     Some(strategy)
 }

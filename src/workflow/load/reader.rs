@@ -8,7 +8,7 @@ use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::expr::FunctionSig;
 use crate::workflow::load::schema::{DefId, Kind, Schema};
 use crate::workflow::load::template::{self, Scanned};
-use crate::workflow::yaml::{Lines, Node, Value};
+use crate::workflow::yaml::{Node, Style, Value};
 
 /// What expressions at a place may name: the contexts and functions of every schema
 /// definition from the root down to it.
@@ -53,7 +53,6 @@ pub enum Seg {
 
 pub struct Reader<'a> {
     pub schema: &'static Schema,
-    pub lines: &'a Lines<'a>,
     pub diags: &'a mut Vec<Diagnostic>,
     pub path: Vec<Seg>,
 }
@@ -94,7 +93,7 @@ impl Reader<'_> {
                 let all_loose = maps.len() == 1
                     && matches!(&self.schema.def(maps[0]).kind, Kind::Map { props, loose: Some(_) } if props.is_empty());
                 if all_loose {
-                    self.read_loose_map(node, entries, maps[0], cx);
+                    self.read_loose_map(entries, maps[0], cx);
                 } else {
                     self.read_known_map(node, entries, maps, cx);
                 }
@@ -109,7 +108,7 @@ impl Reader<'_> {
     /// Splits a string into literal text and `${{ }}` parts and checks each expression
     /// against what the place allows, reporting errors where GitHub does.
     pub fn scan(&mut self, node: &Node, cx: &AllowedCx) -> Scanned {
-        template::scan(node, cx, self.lines, self.diags, &self.what())
+        template::scan(node, cx, self.diags, &self.what())
     }
 
     fn validate(&mut self, node: &Node, scanned: &Scanned, def: DefId, cx: &AllowedCx) {
@@ -145,8 +144,27 @@ impl Reader<'_> {
             return;
         }
         let mut message = format!("{} must be {}", self.what(), self.expected(def));
-        if !text.is_empty() {
-            message.push_str(&format!(", not `{text}`"));
+        let quoted_scalar = matches!(&node.value, Value::String(s) if s.style != Style::Plain && s.style != Style::Block)
+            && matches!(crate::workflow::yaml::resolve_plain(&text), Some(Value::Bool(_) | Value::Number(_)));
+        if quoted_scalar {
+            // `'false'` is a string: the quotes make it one.
+            message.push_str(&format!(", not the string `{}` (remove the quotes)", shown(&text)));
+        } else if !text.is_empty() {
+            message.push_str(&format!(", not `{}`", shown(&text)));
+            let constants: Vec<&str> = scalars
+                .iter()
+                .filter_map(|&s| match self.schema.def(s).kind {
+                    Kind::Str { constant: Some(c), .. } => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if let Some(best) = suggest(&text, &constants) {
+                if constants.len() > 8 {
+                    // The suggestion says enough; the whole list would drown it.
+                    message = format!("{} does not allow `{}`", self.what(), shown(&text));
+                }
+                message.push_str(&format!("; did you mean `{best}`?"));
+            }
         }
         self.error(node.pos, message);
     }
@@ -164,8 +182,12 @@ impl Reader<'_> {
         };
         let mut seen: Vec<(String, Pos)> = Vec::new();
         let mut has_expression_key = false;
+        // The candidate forms (e.g. a `run` step and a `uses` step) and the key that
+        // chose among them, to explain a key that belongs to the form not chosen.
+        let candidates = maps.clone();
+        let mut chosen_by: Option<String> = None;
+        let any = self.schema.id("any");
         for (key, value) in entries {
-            let any = self.schema.id("any");
             let Some(name) = self.key_name(key, cx, &mut has_expression_key, value, any) else {
                 continue;
             };
@@ -173,7 +195,11 @@ impl Reader<'_> {
                 continue;
             }
             self.path.push(Seg::Key(name.clone()));
+            let before = maps.len();
             if let Some(prop_ty) = self.match_property(&mut maps, &name) {
+                if maps.len() < before && chosen_by.is_none() {
+                    chosen_by = Some(name.clone());
+                }
                 if BACKGROUND_STEP_KEYS.contains(&name.as_str()) {
                     let message = format!(
                         "unknown key `{name}` in {}: background steps are not available",
@@ -189,7 +215,15 @@ impl Reader<'_> {
                 let child = AllowedCx::child(cx, self.schema, value_ty);
                 self.read(value, value_ty, &child);
             } else {
-                let message = self.unknown_key_message(&name, &maps);
+                let elsewhere = candidates.iter().any(|&m| {
+                    matches!(&self.schema.def(m).kind, Kind::Map { props, .. } if props.iter().any(|p| p.name == name))
+                });
+                let message = match &chosen_by {
+                    Some(other) if elsewhere && !BACKGROUND_STEP_KEYS.contains(&name.as_str()) => {
+                        format!("`{name}` cannot be used with `{other}` in {}", self.place_of_parent())
+                    }
+                    _ => self.unknown_key_message(&name, &maps),
+                };
                 self.error(key.pos, message);
             }
             self.path.pop();
@@ -209,7 +243,7 @@ impl Reader<'_> {
         }
     }
 
-    fn read_loose_map(&mut self, _node: &Node, entries: &[(Node, Node)], map: DefId, cx: &Rc<AllowedCx>) {
+    fn read_loose_map(&mut self, entries: &[(Node, Node)], map: DefId, cx: &Rc<AllowedCx>) {
         let Kind::Map { loose: Some((key_ty, value_ty)), .. } = self.schema.def(map).kind else { return };
         let value_cx = AllowedCx::child(cx, self.schema, value_ty);
         let mut seen: Vec<(String, Pos)> = Vec::new();
@@ -375,6 +409,16 @@ impl Reader<'_> {
     pub fn expected(&self, def: DefId) -> String {
         expected(self.schema, def, 0)
     }
+}
+
+/// A value as quoted in a one-line message: its first line, at most 60 characters.
+pub fn shown(text: &str) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let mut out: String = first.chars().take(60).collect();
+    if out.len() < text.trim_end().len() {
+        out.push('…');
+    }
+    out
 }
 
 fn scalar_matches(kind: &Kind, value: &Value, as_string: Option<&str>) -> bool {
@@ -546,5 +590,7 @@ mod tests {
         assert_eq!(suggest("Needs", &known), Some("needs"));
         assert_eq!(suggest("completely-else", &known), None);
         assert_eq!(suggest("x", &["if"]), None);
+        assert_eq!(shown("yes\nno\n"), "yes…");
+        assert_eq!(shown("short"), "short");
     }
 }

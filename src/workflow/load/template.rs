@@ -1,11 +1,11 @@
 //! `${{ }}` inside YAML strings, split and checked as GitHub's template reader does:
 //! an expression ends at the first `}}` outside a `'string'`; each one is parsed with the
-//! contexts and functions of its place; errors point at the expression's `${{`.
+//! contexts and functions of its place; errors point at the string, as GitHub's do.
 
-use crate::workflow::diag::{Diagnostic, Pos};
+use crate::workflow::diag::Diagnostic;
 use crate::workflow::expr::{Allowed, Expr};
 use crate::workflow::load::reader::AllowedCx;
-use crate::workflow::yaml::{Lines, Node, Style, Value};
+use crate::workflow::yaml::{Node, Value};
 
 /// What a scalar turned out to be.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,13 +92,7 @@ pub fn explain(error: &str, cx: &AllowedCx) -> String {
     }
 }
 
-pub fn scan(
-    node: &Node,
-    cx: &AllowedCx,
-    lines: &Lines<'_>,
-    diags: &mut Vec<Diagnostic>,
-    what: &str,
-) -> Scanned {
+pub fn scan(node: &Node, cx: &AllowedCx, diags: &mut Vec<Diagnostic>, what: &str) -> Scanned {
     let Value::String(s) = &node.value else { return Scanned::Literal };
     let raw = s.text.as_str();
     if !raw.contains("${{") {
@@ -113,7 +107,7 @@ pub fn scan(
     };
     let mut failed = false;
     let whole = parts.len() == 1 && parts[0].start == 0 && parts[0].inner.len() + 5 == raw.len();
-    for (index, part) in parts.iter().enumerate() {
+    for part in &parts {
         let trimmed = part.inner.trim();
         let error = if trimmed.is_empty() {
             Some(format!("an expression was expected inside `${{{{ }}}}` in {what}"))
@@ -129,8 +123,8 @@ pub fn scan(
         };
         if let Some(message) = error {
             failed = true;
-            let pos = expression_pos(node, s.style, raw, part.start, index, lines);
-            diags.push(Diagnostic::new(pos, message));
+            // GitHub reports an expression's error at the start of the string holding it.
+            diags.push(Diagnostic::new(node.pos, message));
         }
     }
     if failed {
@@ -142,45 +136,6 @@ pub fn scan(
         }
     }
     Scanned::Expression
-}
-
-/// Where GitHub reports an error in the `index`-th expression of a string: at its `${{`
-/// in the source (for a block scalar, on its own line).
-fn expression_pos(
-    node: &Node,
-    style: Style,
-    raw: &str,
-    start: usize,
-    _index: usize,
-    lines: &Lines<'_>,
-) -> Pos {
-    // The n-th `${{` of the value is the n-th `${{` of the source from the node on.
-    let nth = raw[..start].matches("${{").count();
-    let (mut line, mut col) = (node.pos.line, node.pos.col as usize);
-    if style == Style::Block {
-        line += 1;
-        col = 1;
-    }
-    let mut remaining = nth;
-    let last_line = line + raw.matches('\n').count() as u32 + 2;
-    while line <= last_line {
-        let text = lines.line(line);
-        let skip = text.char_indices().nth(col - 1).map_or(text.len(), |(b, _)| b);
-        let mut search = &text[skip..];
-        let mut offset = skip;
-        while let Some(i) = search.find("${{") {
-            if remaining == 0 {
-                let col = text[..offset + i].chars().count() + 1;
-                return Pos::new(line, col as u32);
-            }
-            remaining -= 1;
-            offset += i + 3;
-            search = &text[offset..];
-        }
-        line += 1;
-        col = 1;
-    }
-    node.pos
 }
 
 #[cfg(test)]
