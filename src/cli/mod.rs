@@ -9,6 +9,7 @@ pub mod check;
 pub mod expr;
 pub mod plan;
 pub mod serve;
+pub mod workflow_files;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -16,20 +16,18 @@
 //! for usage and I/O errors.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use indexmap::IndexMap;
 
+use super::workflow_files::{parallel_map, read_texts, workflow_files};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
 use crate::workflow::load::{load, LoadOptions};
 use crate::workflow::plan::{plan, PlanError, PlanOptions};
 use crate::workflow::triggers::{triggers, TriggerContext};
-
-/// Where workflows live when no path is given (as for `metalfarm check`).
-const DEFAULT_DIRS: [&str; 2] = ["workflows", ".github/workflows"];
 
 /// Shown by `metalfarm plan --help`.
 const OUTPUT_HELP: &str = "\
@@ -97,10 +95,7 @@ fn plan_command(args: &PlanArgs) -> anyhow::Result<bool> {
     let run = RunInfo { sha: args.sha.clone(), ..RunInfo::default() };
 
     let files = workflow_files(&args.workflows)?;
-    let mut texts = Vec::with_capacity(files.len());
-    for file in &files {
-        texts.push(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?);
-    }
+    let texts = read_texts(&files)?;
     let changed = (!args.changed_files.is_empty()).then_some(args.changed_files.as_slice());
     let opts = PlanOptions { path: String::new(), run, vars };
     let outcomes = parallel_map(files.len(), |i| {
@@ -156,58 +151,4 @@ fn plan_file(
         Ok(p) => FileOutcome { plan: Some(p.to_json()), errors: p.errors().map(render).collect() },
         Err(e) => failed(vec![render(&e)]),
     }
-}
-
-/// `(0..n).map(f)` on every core, in order: files are independent.
-fn parallel_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n.max(1));
-    if threads <= 1 || n < 8 {
-        return (0..n).map(f).collect();
-    }
-    let chunk = n.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let range = (t * chunk).min(n)..((t + 1) * chunk).min(n);
-                scope.spawn(move || range.map(f).collect::<Vec<_>>())
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a plan thread panicked")).collect()
-    })
-}
-
-/// Each file given, and the `*.yml`/`*.yaml` files of each directory (sorted).
-fn workflow_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let given: Vec<PathBuf> = if paths.is_empty() {
-        let dirs: Vec<PathBuf> = DEFAULT_DIRS.iter().map(PathBuf::from).filter(|d| d.is_dir()).collect();
-        if dirs.is_empty() {
-            bail!("no workflow directory here (looked for {}); give --workflows", DEFAULT_DIRS.join(" and "));
-        }
-        dirs
-    } else {
-        paths.to_vec()
-    };
-    let mut files = Vec::new();
-    for path in given {
-        let meta = std::fs::metadata(&path).with_context(|| format!("{}", path.display()))?;
-        if meta.is_dir() {
-            files.extend(dir_workflows(&path)?);
-        } else {
-            files.push(path);
-        }
-    }
-    Ok(files)
-}
-
-fn dir_workflows(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
-        let path = entry.with_context(|| format!("reading directory {}", dir.display()))?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
