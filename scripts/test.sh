@@ -40,4 +40,9 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 log "cargo test"
-cargo test --locked
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --locked 2>&1 | tee "$results"
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\nmetalfarm: %d passed, %d failed\n", p, f }' "$results"
