@@ -28,7 +28,7 @@ pub mod value;
 
 pub use lexer::MAX_EXPRESSION_LENGTH;
 pub use parser::MAX_PARSER_DEPTH;
-pub use template::Template;
+pub use template::{quoted_text, Template};
 pub use value::Value;
 
 use indexmap::IndexMap;

@@ -142,7 +142,7 @@ fn pos_at(src: &str, byte: usize) -> Pos {
 
 /// GitHub's reader's test for an expression that is only a string literal: its text
 /// with `''` unescaped, or `None`.
-fn quoted_text(expr: &str) -> Option<String> {
+pub fn quoted_text(expr: &str) -> Option<String> {
     let mut out = String::new();
     let mut in_string = false;
     for (i, c) in expr.char_indices() {

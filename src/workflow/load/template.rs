@@ -3,7 +3,7 @@
 //! contexts and functions of its place; errors point at the string, as GitHub's do.
 
 use crate::workflow::diag::Diagnostic;
-use crate::workflow::expr::{Allowed, Expr};
+use crate::workflow::expr::{quoted_text, Allowed, Expr};
 use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::yaml::{Node, Value};
 
@@ -52,25 +52,6 @@ pub fn parts(raw: &str) -> Result<Vec<Part<'_>>, ()> {
         from = end + 1;
     }
     Ok(out)
-}
-
-/// GitHub's literal-string shortcut: `'text'` (with `''` escapes) and nothing else.
-fn literal_string(expr: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut in_string = false;
-    for (i, c) in expr.chars().enumerate() {
-        if c == '\'' {
-            in_string = !in_string;
-            if in_string && i != 0 {
-                out.push(c);
-            }
-        } else if !in_string {
-            return None;
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// Checks one expression against what its place allows.
@@ -131,7 +112,7 @@ pub fn scan(node: &Node, cx: &AllowedCx, diags: &mut Vec<Diagnostic>, what: &str
         return Scanned::Literal;
     }
     if whole {
-        if let Some(text) = literal_string(parts[0].inner.trim()) {
+        if let Some(text) = quoted_text(parts[0].inner.trim()) {
             return Scanned::LiteralString(text);
         }
     }
@@ -149,7 +130,7 @@ mod tests {
         assert_eq!(p[0].inner, " x ");
         assert_eq!(p[1].inner, " '}}' ");
         assert!(parts("${{ x }").is_err());
-        assert_eq!(literal_string("'it''s'"), Some("it's".to_string()));
-        assert_eq!(literal_string("'a' == 'b'"), None);
+        assert_eq!(quoted_text("'it''s'"), Some("it's".to_string()));
+        assert_eq!(quoted_text("'a' == 'b'"), None);
     }
 }
