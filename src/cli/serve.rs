@@ -63,20 +63,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
     let listen = config.server.listen;
+    let forge = github_app(&config)?.map(Arc::new);
+    if forge.is_none() {
+        tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
+    }
     let farm = Arc::new(Farm {
         config: Arc::new(config),
         store: store.clone(),
         deliveries_waiting: Arc::new(Notify::new()),
         outbox_waiting: Arc::new(Notify::new()),
+        forge: forge.clone(),
     });
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
-    let reporter = match github_app(&farm.config)? {
-        Some(app) => Some(tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), Arc::new(app)))),
-        None => {
-            tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
-            None
-        }
-    };
+    let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
 
     let app = router(AppState {
         store: store.clone(),

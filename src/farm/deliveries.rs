@@ -9,11 +9,9 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tracing::Instrument;
 
-use super::start::{start_runs, EventOrigin};
-use super::workflows::farm_workflows;
+use super::events::{self, Delivered, HandlerError};
 use super::Farm;
 use crate::store::{Delivery, StoreError};
-use crate::workflow::event::Event;
 
 /// How many stored deliveries one pass takes.
 const BATCH: i64 = 100;
@@ -36,76 +34,46 @@ pub async fn process_forever(farm: Arc<Farm>) {
     }
 }
 
-/// One pass over the backlog; returns how many deliveries it processed.
+/// One pass over the backlog, in order; returns how many deliveries it processed. A
+/// postponed delivery ends the pass, so later ones never overtake it.
 pub async fn process_pending(farm: &Farm) -> Result<usize, StoreError> {
     let backlog = farm.store.unprocessed_deliveries(BATCH).await?;
+    let mut processed = 0;
     for delivery in &backlog {
         let span = tracing::info_span!("delivery", id = %delivery.id, event = %delivery.event);
-        async {
-            let outcome = process(farm, delivery).await?;
-            tracing::info!(outcome, "processed delivery");
-            Ok::<_, StoreError>(())
+        let outcome = process(farm, delivery).instrument(span.clone()).await?;
+        let _entered = span.enter();
+        match outcome {
+            Some(outcome) => tracing::info!(outcome, "processed delivery"),
+            None => break,
         }
-        .instrument(span)
-        .await?;
+        processed += 1;
     }
-    if !backlog.is_empty() {
+    if processed > 0 {
         farm.outbox_waiting.notify_one();
     }
-    Ok(backlog.len())
+    Ok(processed)
 }
 
-async fn process(farm: &Farm, delivery: &Delivery) -> Result<String, StoreError> {
+/// Processes one delivery; `None` when it was postponed (the forge is unavailable).
+async fn process(farm: &Farm, delivery: &Delivery) -> Result<Option<String>, StoreError> {
     let mut tx = farm.store.begin().await?;
     let outcome = match serde_json::from_str::<Json>(&delivery.body) {
         Err(err) => format!("unreadable payload: {err}"),
-        Ok(payload) => match delivery.event.as_str() {
-            "ping" => "pong".to_owned(),
-            "push" | "pull_request" | "workflow_dispatch" => {
-                let event = Event::new(delivery.event.clone(), payload);
-                match origin_of(&event, &delivery.id) {
-                    Err(why) => why,
-                    Ok(origin) if deleted_ref(&event) => {
-                        format!("{}: a deleted ref starts nothing", origin.repo)
-                    }
-                    Ok(origin) => {
-                        let files = farm_workflows(&farm.config, origin.repo);
-                        start_runs(&mut tx, &event, &origin, &files).await?.describe()
-                    }
+        Ok(payload) => {
+            let delivered = Delivered { id: &delivery.id, event: &delivery.event, payload };
+            match events::handle(farm, &mut tx, delivered).await {
+                Ok(outcome) => outcome,
+                Err(HandlerError::Store(err)) => return Err(err),
+                Err(HandlerError::ForgeUnavailable(err)) => {
+                    // Nothing is written: the delivery is processed again on a later pass.
+                    tracing::warn!(%err, "delivery postponed");
+                    return Ok(None);
                 }
             }
-            // Re-runs, installations and fork approval arrive with the rest of issue 3.
-            other => format!("{other}: stored, nothing to do yet"),
-        },
+        }
     };
     tx.mark_delivery_processed(&delivery.id, &outcome).await?;
     tx.commit().await?;
-    Ok(outcome)
-}
-
-/// A push that deletes a branch or tag (`after` all zeros) runs no workflow.
-fn deleted_ref(event: &Event) -> bool {
-    event.name == "push" && event.payload.get("deleted").and_then(Json::as_bool) == Some(true)
-}
-
-/// Where the runs of an event belong; an error text when the payload does not say.
-fn origin_of<'a>(event: &'a Event, delivery_id: &'a str) -> Result<EventOrigin<'a>, String> {
-    let repo = event
-        .payload
-        .pointer("/repository/full_name")
-        .and_then(Json::as_str)
-        .ok_or_else(|| "payload without repository.full_name".to_owned())?;
-    let check_sha = match event.name.as_str() {
-        "pull_request" => event.payload.pointer("/pull_request/head/sha").and_then(Json::as_str),
-        _ => event.sha(),
-    };
-    // A manual dispatch names a ref, not a commit; resolving it needs the forge API
-    // (next step of issue 3). Until then such a delivery starts nothing.
-    let check_sha = check_sha.ok_or_else(|| format!("{repo}: no commit in the payload"))?;
-    Ok(EventOrigin {
-        repo,
-        installation_id: event.payload.pointer("/installation/id").and_then(Json::as_i64),
-        delivery_id: Some(delivery_id),
-        check_sha,
-    })
+    Ok(Some(outcome))
 }

@@ -2,6 +2,7 @@
 //! language and (later) the hosts together.
 
 pub mod deliveries;
+pub mod events;
 pub mod reporter;
 pub mod start;
 pub mod workflows;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::forge::app::GithubApp;
 use crate::store::Store;
 
 /// What the farm's tasks share.
@@ -21,4 +23,6 @@ pub struct Farm {
     pub deliveries_waiting: Arc<Notify>,
     /// Woken when check-run states are queued.
     pub outbox_waiting: Arc<Notify>,
+    /// The GitHub App the farm acts as, when configured.
+    pub forge: Option<Arc<GithubApp>>,
 }

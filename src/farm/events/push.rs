@@ -1,0 +1,36 @@
+//! `push`: a branch or tag moved. Runs the workflows whose `on.push` filters match; a
+//! push that deletes a branch or tag runs nothing (as on GitHub).
+
+use serde_json::Value as Json;
+
+use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
+use crate::farm::start::{start_runs, EventOrigin};
+use crate::farm::workflows::farm_workflows;
+use crate::farm::Farm;
+use crate::store::Tx;
+
+pub(super) async fn handle(
+    farm: &Farm,
+    tx: &mut Tx,
+    delivery: &Delivered<'_>,
+) -> Result<String, HandlerError> {
+    let payload = &delivery.payload;
+    let repo = match repo_of(payload) {
+        Ok(repo) => repo,
+        Err(why) => return Ok(why),
+    };
+    if payload.get("deleted").and_then(Json::as_bool) == Some(true) {
+        return Ok(format!("{repo}: a deleted ref starts nothing"));
+    }
+    let Some(sha) = payload.get("after").and_then(Json::as_str) else {
+        return Ok(format!("{repo}: push without `after`"));
+    };
+    let origin = EventOrigin {
+        repo,
+        installation_id: installation_of(payload),
+        delivery_id: Some(delivery.id),
+        check_sha: sha,
+    };
+    let files = farm_workflows(&farm.config, repo);
+    Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
+}
