@@ -4,8 +4,14 @@
 //! A workflow file that does not load still shows up: one completed check run with
 //! conclusion `failure`, the errors in its summary and an annotation on each line, as
 //! GitHub shows "Invalid workflow file".
+//!
+//! A fork's runs that need approval are recorded all the same, but their jobs wait and
+//! their check runs ask for a maintainer's "Approve and run", as GitHub Actions does
+//! for a first-time contributor.
 
-use crate::store::{Annotation, CheckRunState, JobStatus, NewJob, NewRun, StoreError, Tx};
+use crate::store::{
+    Annotation, Approval, CheckRunState, JobStatus, NewJob, NewRun, RequestedAction, StoreError, Tx,
+};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::load::{load, LoadOptions};
 use crate::workflow::plan::{plan, MatrixPlan, PlanOptions};
@@ -23,6 +29,18 @@ pub struct EventOrigin<'a> {
     pub check_sha: &'a str,
 }
 
+/// How far the farm trusts the runs an event starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// From a fork: its runs never get secrets.
+    pub fork: bool,
+    /// [`Approval::Required`]: the jobs wait and the check runs ask for approval.
+    pub approval: Approval,
+}
+
+/// The identifier of the "Approve and run" button.
+pub const APPROVE_ACTION: &str = "approve";
+
 /// What one event did: for the delivery's outcome and the logs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Started {
@@ -37,22 +55,32 @@ impl Started {
     }
 }
 
-/// Records the runs `event` starts among `files`.
+/// Records the runs `event` starts among `files`, fully trusted.
 pub async fn start_runs(
     tx: &mut Tx,
     event: &Event,
     origin: &EventOrigin<'_>,
     files: &[WorkflowFile],
 ) -> Result<Started, StoreError> {
+    start_runs_with(tx, event, origin, files, Trust::default()).await
+}
+
+/// Records the runs `event` starts among `files`, trusted as `trust` says.
+pub async fn start_runs_with(
+    tx: &mut Tx,
+    event: &Event,
+    origin: &EventOrigin<'_>,
+    files: &[WorkflowFile],
+    trust: Trust,
+) -> Result<Started, StoreError> {
     let mut started = Started::default();
-    let git_ref = event.git_ref().map(|r| r.full).unwrap_or_default();
-    let run_sha = event.sha().unwrap_or(origin.check_sha).to_owned();
+    let (run_sha, git_ref) = run_commit(event, origin);
     for file in files {
         let loaded = load(&file.text, &LoadOptions { syntax_only: false });
         let Some(workflow) = loaded.workflow.filter(|_| loaded.diagnostics.is_empty()) else {
             // GitHub reports a broken file on the events that would have read it.
             if matches!(event.name.as_str(), "push" | "pull_request") {
-                record_invalid_file(tx, event, origin, &run_sha, &git_ref, file, &loaded.diagnostics).await?;
+                record_invalid_file(tx, event, origin, trust, file, &loaded.diagnostics).await?;
                 started.invalid_files += 1;
             }
             continue;
@@ -66,7 +94,7 @@ pub async fn start_runs(
             Ok(None) => continue,
             Err(err) => {
                 let diagnostic = crate::workflow::diag::Diagnostic::new(err.pos, err.error.to_string());
-                record_invalid_file(tx, event, origin, &run_sha, &git_ref, file, &[diagnostic]).await?;
+                record_invalid_file(tx, event, origin, trust, file, &[diagnostic]).await?;
                 started.invalid_files += 1;
                 continue;
             }
@@ -83,6 +111,8 @@ pub async fn start_runs(
                 head_sha: &run_sha,
                 git_ref: &git_ref,
                 run_attempt: 1,
+                fork: trust.fork,
+                approval: trust.approval,
             })
             .await?;
         started.runs += 1;
@@ -109,6 +139,7 @@ pub async fn start_runs(
             }
         };
         tx.finish_run_setup(ids.run_id, &planned.run_name, None).await?;
+        let awaiting_approval = trust.approval == Approval::Required;
         for job in &planned.jobs {
             let matrix = match &job.matrix {
                 MatrixPlan::None => None,
@@ -126,18 +157,15 @@ pub async fn start_runs(
                         matrix: matrix.as_ref(),
                         condition: &job.if_,
                         concurrency: job.concurrency.as_ref().map(|c| c.group.as_str()),
-                        status: JobStatus::Queued,
+                        status: if awaiting_approval { JobStatus::Waiting } else { JobStatus::Queued },
                     },
                 )
                 .await?;
-            let state = CheckRunState {
-                name: format!("{} / {}", planned.name, job.name),
-                head_sha: origin.check_sha.to_owned(),
-                status: "queued".into(),
-                conclusion: None,
-                title: "Queued".into(),
-                summary: queued_summary(&job.runs_on, &job.needs),
-                annotations: Vec::new(),
+            let name = format!("{} / {}", planned.name, job.name);
+            let state = if awaiting_approval {
+                awaiting_approval_state(name, origin.check_sha.to_owned())
+            } else {
+                queued_state(name, origin.check_sha.to_owned(), &job.runs_on, &job.needs)
             };
             tx.insert_check_run(ids.run_id, Some(job_id), origin.repo, origin.installation_id, &state)
                 .await?;
@@ -147,23 +175,66 @@ pub async fn start_runs(
     Ok(started)
 }
 
-fn queued_summary(labels: &[String], needs: &[String]) -> String {
-    let mut text = format!("Waiting for a host with labels [{}].", labels.join(", "));
+/// A job's check run while it waits for a host.
+pub(crate) fn queued_state(
+    name: String,
+    head_sha: String,
+    labels: &[String],
+    needs: &[String],
+) -> CheckRunState {
+    let mut summary = format!("Waiting for a host with labels [{}].", labels.join(", "));
     if !needs.is_empty() {
-        text.push_str(&format!("\n\nRuns after: {}.", needs.join(", ")));
+        summary.push_str(&format!("\n\nRuns after: {}.", needs.join(", ")));
     }
-    text
+    CheckRunState {
+        name,
+        head_sha,
+        status: "queued".into(),
+        conclusion: None,
+        title: "Queued".into(),
+        summary,
+        annotations: Vec::new(),
+        actions: Vec::new(),
+    }
+}
+
+/// A job's check run while its run waits for a maintainer: completed as
+/// `action_required`, with the button that approves it.
+fn awaiting_approval_state(name: String, head_sha: String) -> CheckRunState {
+    CheckRunState {
+        name,
+        head_sha,
+        status: "completed".into(),
+        conclusion: Some("action_required".into()),
+        title: "Waiting for approval".into(),
+        summary: "This pull request comes from a fork, and its author does not have write access \
+                  to the repository. Its jobs run on the farm's hosts only after someone with write \
+                  access presses **Approve and run**. Fork runs never get secrets."
+            .into(),
+        annotations: Vec::new(),
+        actions: vec![RequestedAction {
+            label: "Approve and run".into(),
+            description: "Run this fork's jobs on the farm".into(),
+            identifier: APPROVE_ACTION.into(),
+        }],
+    }
+}
+
+/// The commit and ref a run is of (a pull request's merge commit, not its head).
+fn run_commit(event: &Event, origin: &EventOrigin<'_>) -> (String, String) {
+    let git_ref = event.git_ref().map(|r| r.full).unwrap_or_default();
+    (event.sha().unwrap_or(origin.check_sha).to_owned(), git_ref)
 }
 
 async fn record_invalid_file(
     tx: &mut Tx,
     event: &Event,
     origin: &EventOrigin<'_>,
-    run_sha: &str,
-    git_ref: &str,
+    trust: Trust,
     file: &WorkflowFile,
     diagnostics: &[crate::workflow::diag::Diagnostic],
 ) -> Result<(), StoreError> {
+    let (run_sha, git_ref) = run_commit(event, origin);
     let ids = tx
         .insert_run(&NewRun {
             repo: origin.repo,
@@ -172,9 +243,12 @@ async fn record_invalid_file(
             event: &event.name,
             delivery_id: origin.delivery_id,
             installation_id: origin.installation_id,
-            head_sha: run_sha,
-            git_ref,
+            head_sha: &run_sha,
+            git_ref: &git_ref,
             run_attempt: 1,
+            // Nothing of it runs, so there is nothing to approve.
+            fork: trust.fork,
+            approval: Approval::None,
         })
         .await?;
     tx.finish_run_setup(ids.run_id, &file.path, Some("failure")).await?;
@@ -214,5 +288,6 @@ fn invalid_state(
                 title: Some("Invalid workflow file".into()),
             })
             .collect(),
+        actions: Vec::new(),
     }
 }

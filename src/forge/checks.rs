@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::store::{Annotation, CheckRunState};
+use crate::store::{Annotation, CheckRunState, RequestedAction};
 
 /// GitHub takes at most 50 annotations per request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -42,6 +42,11 @@ pub fn request_bodies(
     first.insert("external_id".into(), json!(links.external_id));
     first.insert("details_url".into(), json!(links.details_url));
     first.insert("output".into(), output(state, first_batch));
+    // Actions replace the forge's list, so an update always sends them: an empty list
+    // takes the buttons away.
+    if !create || !state.actions.is_empty() {
+        first.insert("actions".into(), state.actions.iter().map(action).collect());
+    }
     bodies.push(Json::Object(first));
 
     for batch in batches {
@@ -78,6 +83,19 @@ fn annotation(a: &Annotation) -> Json {
         body["title"] = json!(cut(title, 255));
     }
     body
+}
+
+fn action(a: &RequestedAction) -> Json {
+    json!({
+        "label": cut_short(&a.label, 20),
+        "description": cut_short(&a.description, 40),
+        "identifier": cut_short(&a.identifier, 20),
+    })
+}
+
+/// Short fields are cut without a note: it would not fit.
+fn cut_short(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
 }
 
 /// `text` within `limit` characters: cut, with a note saying so.
@@ -118,6 +136,7 @@ mod tests {
             title: "Invalid workflow file".into(),
             summary: "x".repeat(70_000),
             annotations: list.clone(),
+            actions: Vec::new(),
         };
         (state, list)
     }
@@ -133,6 +152,25 @@ mod tests {
         assert_eq!(bodies[0]["name"], "CI / build");
         assert_eq!(bodies[0]["conclusion"], "failure");
         assert!(bodies[1].get("name").is_none() && bodies[1].get("status").is_none());
+        assert!(bodies[0].get("actions").is_none(), "a new check run without buttons names none");
+    }
+
+    #[test]
+    fn actions_are_sent_within_limits_and_an_update_can_clear_them() {
+        let (mut state, _) = state(0);
+        state.actions = vec![RequestedAction {
+            label: "Approve and run this please".into(),
+            description: "d".repeat(50),
+            identifier: "approve".into(),
+        }];
+        let links = CheckRunLinks { external_id: "7".into(), details_url: "http://farm/jobs/7".into() };
+        let body = &request_bodies(&state, &[], &links, true)[0];
+        assert_eq!(body["actions"][0]["label"], "Approve and run this");
+        assert_eq!(body["actions"][0]["description"].as_str().unwrap().len(), 40);
+        assert_eq!(body["actions"][0]["identifier"], "approve");
+        state.actions.clear();
+        let body = &request_bodies(&state, &[], &links, false)[0];
+        assert_eq!(body["actions"], json!([]));
     }
 
     #[test]

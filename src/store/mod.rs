@@ -13,7 +13,10 @@ mod runs;
 
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use outbox::{OutboxItem, PendingCheckRun};
-pub use runs::{Annotation, CheckRunState, JobStatus, NewJob, NewRun, RunIds, RunRow, Tx};
+pub use runs::{
+    Annotation, Approval, CheckRunOwner, CheckRunState, JobCheckRun, JobStatus, NewJob, NewRun,
+    RequestedAction, RunIds, RunRow, Tx,
+};
 
 use std::str::FromStr;
 use std::time::Duration;

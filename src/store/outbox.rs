@@ -152,6 +152,7 @@ mod tests {
                     title: None,
                 })
                 .collect(),
+            actions: Vec::new(),
         }
     }
 
@@ -170,6 +171,8 @@ mod tests {
             head_sha: "abc",
             git_ref: "refs/heads/main",
             run_attempt: 1,
+            fork: false,
+            approval: Default::default(),
         };
         let ids = tx.insert_run(&run).await.unwrap();
         assert_eq!(ids.run_number, 1);

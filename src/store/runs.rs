@@ -23,6 +23,40 @@ pub struct NewRun<'a> {
     pub head_sha: &'a str,
     pub git_ref: &'a str,
     pub run_attempt: i64,
+    /// From a fork: its jobs never get secrets.
+    pub fork: bool,
+    pub approval: Approval,
+}
+
+/// Whether a run may reach a host: a fork's run whose author lacks write access waits
+/// until someone with write access approves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Approval {
+    /// Nothing to approve.
+    #[default]
+    None,
+    /// Waiting for a maintainer; its jobs are [`JobStatus::Waiting`].
+    Required,
+    Approved,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::None => "none",
+            Approval::Required => "required",
+            Approval::Approved => "approved",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Approval, sqlx::Error> {
+        match text {
+            "none" => Ok(Approval::None),
+            "required" => Ok(Approval::Required),
+            "approved" => Ok(Approval::Approved),
+            other => Err(sqlx::Error::Decode(format!("unknown run approval `{other}`").into())),
+        }
+    }
 }
 
 /// A run as recorded: the numbers the workflow's `github` context shows.
@@ -49,6 +83,8 @@ pub struct NewJob<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Its run waits for approval: no host may take it.
+    Waiting,
     Queued,
     InProgress,
     Completed,
@@ -57,6 +93,7 @@ pub enum JobStatus {
 impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::Waiting => "waiting",
             JobStatus::Queued => "queued",
             JobStatus::InProgress => "in_progress",
             JobStatus::Completed => "completed",
@@ -79,6 +116,19 @@ pub struct CheckRunState {
     pub summary: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<Annotation>,
+    /// Buttons the forge shows with the check run; pressing one sends a
+    /// `check_run` `requested_action` event with its identifier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<RequestedAction>,
+}
+
+/// A button on a check run (GitHub's limits: label 20, description 40, identifier 20
+/// characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedAction {
+    pub label: String,
+    pub description: String,
+    pub identifier: String,
 }
 
 /// A note on a line of a file, shown on the forge beside the code.
@@ -125,8 +175,8 @@ impl Tx {
         let run_number: i64 = row.try_get("last")?;
         let row = sqlx::query(
             "INSERT INTO runs (repo, workflow, workflow_name, run_number, run_attempt, event, delivery_id, \
-             installation_id, head_sha, git_ref, run_name, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12) RETURNING id",
+             installation_id, head_sha, git_ref, run_name, status, fork, approval, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $14) RETURNING id",
         )
         .bind(run.repo)
         .bind(run.workflow)
@@ -139,6 +189,8 @@ impl Tx {
         .bind(run.head_sha)
         .bind(run.git_ref)
         .bind(run.workflow_name)
+        .bind(i64::from(run.fork))
+        .bind(run.approval.as_str())
         .bind(now_ms())
         .fetch_one(&mut *self.tx)
         .await?;
@@ -230,6 +282,56 @@ impl Tx {
         Ok(())
     }
 
+    /// Approves a run that waits for approval: its waiting jobs are queued. False when
+    /// the run was not waiting (already approved, or never needed it).
+    pub async fn approve_run(&mut self, run_id: i64) -> Result<bool, StoreError> {
+        let approved = sqlx::query("UPDATE runs SET approval = $1 WHERE id = $2 AND approval = $3")
+            .bind(Approval::Approved.as_str())
+            .bind(run_id)
+            .bind(Approval::Required.as_str())
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if approved {
+            sqlx::query("UPDATE jobs SET status = $1 WHERE run_id = $2 AND status = $3")
+                .bind(JobStatus::Queued.as_str())
+                .bind(run_id)
+                .bind(JobStatus::Waiting.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(approved)
+    }
+
+    /// The check runs of a run's jobs, each with its newest wanted state and its job's
+    /// labels and needs.
+    pub async fn job_check_runs(&mut self, run_id: i64) -> Result<Vec<JobCheckRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, j.runs_on, j.needs, \
+             (SELECT o.payload FROM outbox o WHERE o.check_run_id = c.id ORDER BY o.id DESC LIMIT 1) AS payload \
+             FROM check_runs c JOIN jobs j ON j.id = c.job_id WHERE c.run_id = $1 ORDER BY c.id",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        let decode = |text: String| -> Result<Vec<String>, sqlx::Error> {
+            serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        };
+        rows.iter()
+            .map(|row| {
+                let payload: String = row.try_get("payload")?;
+                Ok(JobCheckRun {
+                    check_run_id: row.try_get("id")?,
+                    state: serde_json::from_str(&payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                    runs_on: decode(row.try_get("runs_on")?)?,
+                    needs: decode(row.try_get("needs")?)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     pub async fn mark_delivery_processed(&mut self, id: &str, outcome: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE deliveries SET processed_at = $1, outcome = $2 WHERE id = $3")
             .bind(now_ms())
@@ -239,6 +341,24 @@ impl Tx {
             .await?;
         Ok(())
     }
+}
+
+/// A job's check run as [`Tx::job_check_runs`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCheckRun {
+    pub check_run_id: i64,
+    /// The newest state queued for it, delivered or not.
+    pub state: CheckRunState,
+    pub runs_on: Vec<String>,
+    pub needs: Vec<String>,
+}
+
+/// Which run a check run on the forge belongs to, and whether it waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckRunOwner {
+    pub check_run_id: i64,
+    pub run_id: i64,
+    pub approval: Approval,
 }
 
 /// A recorded run, for the API and tests.
@@ -255,13 +375,44 @@ pub struct RunRow {
     pub run_name: String,
     pub status: String,
     pub conclusion: Option<String>,
+    pub fork: bool,
+    pub approval: Approval,
 }
 
 impl Store {
+    /// The check run of `repo` the forge knows as `forge_id` or, failing that, the one
+    /// of job `job_id` (its `external_id`).
+    pub async fn check_run_owner(
+        &self,
+        repo: &str,
+        forge_id: Option<i64>,
+        job_id: Option<i64>,
+    ) -> Result<Option<CheckRunOwner>, StoreError> {
+        let query = "SELECT c.id, c.run_id, r.approval FROM check_runs c JOIN runs r ON r.id = c.run_id \
+                     WHERE c.repo = $1 AND ";
+        for (column, id) in [("c.forge_id", forge_id), ("c.job_id", job_id)] {
+            let Some(id) = id else { continue };
+            let row = sqlx::query(&format!("{query}{column} = $2 ORDER BY c.id LIMIT 1"))
+                .bind(repo)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(row) = row {
+                let approval: String = row.try_get("approval")?;
+                return Ok(Some(CheckRunOwner {
+                    check_run_id: row.try_get("id")?,
+                    run_id: row.try_get("run_id")?,
+                    approval: Approval::parse(&approval)?,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, repo, workflow, run_number, run_attempt, event, delivery_id, head_sha, run_name, status, \
-             conclusion FROM runs ORDER BY id",
+             conclusion, fork, approval FROM runs ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -279,9 +430,102 @@ impl Store {
                     run_name: row.try_get("run_name")?,
                     status: row.try_get("status")?,
                     conclusion: row.try_get("conclusion")?,
+                    fork: row.try_get::<i64, _>("fork")? != 0,
+                    approval: Approval::parse(&row.try_get::<String, _>("approval")?)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(name: &str, status: &str) -> CheckRunState {
+        CheckRunState {
+            name: name.into(),
+            head_sha: "a".repeat(40),
+            status: status.into(),
+            conclusion: None,
+            title: status.into(),
+            summary: String::new(),
+            annotations: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    async fn job_statuses(store: &Store, run_id: i64) -> Vec<String> {
+        sqlx::query("SELECT status FROM jobs WHERE run_id = $1 ORDER BY id")
+            .bind(run_id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get("status").unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_fork_run_waits_until_approved_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("f.db").display())).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let ids = tx
+            .insert_run(&NewRun {
+                repo: "lab/qemu",
+                workflow: "workflows/ci.yml",
+                workflow_name: "CI",
+                event: "pull_request",
+                delivery_id: None,
+                installation_id: Some(7),
+                head_sha: "abc",
+                git_ref: "refs/pull/1/merge",
+                run_attempt: 1,
+                fork: true,
+                approval: Approval::Required,
+            })
+            .await
+            .unwrap();
+        let labels = ["amd64".to_owned()];
+        let needs = ["build".to_owned()];
+        let job = |key| NewJob {
+            job_key: key,
+            name: key,
+            runs_on: &labels,
+            needs: &needs,
+            matrix: None,
+            condition: "",
+            concurrency: None,
+            status: JobStatus::Waiting,
+        };
+        let build = tx.insert_job(ids.run_id, &job("build")).await.unwrap();
+        let check = tx
+            .insert_check_run(ids.run_id, Some(build), "lab/qemu", Some(7), &state("CI / build", "queued"))
+            .await
+            .unwrap();
+        tx.queue_check_run_state(check, &state("CI / build", "completed")).await.unwrap();
+        tx.commit().await.unwrap();
+        store.set_check_run_forge_id(check, 99).await.unwrap();
+
+        let runs = store.runs().await.unwrap();
+        assert_eq!((runs[0].fork, runs[0].approval), (true, Approval::Required));
+        let owner = CheckRunOwner { check_run_id: check, run_id: ids.run_id, approval: Approval::Required };
+        assert_eq!(store.check_run_owner("lab/qemu", Some(99), None).await.unwrap(), Some(owner));
+        assert_eq!(store.check_run_owner("lab/qemu", Some(5), Some(build)).await.unwrap(), Some(owner));
+        assert_eq!(store.check_run_owner("other/repo", Some(99), Some(build)).await.unwrap(), None);
+        assert_eq!(job_statuses(&store, ids.run_id).await, ["waiting"]);
+
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.approve_run(ids.run_id).await.unwrap());
+        let found = tx.job_check_runs(ids.run_id).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].state.status, "completed", "the newest state");
+        assert_eq!((found[0].runs_on.as_slice(), found[0].needs.as_slice()), (&labels[..], &needs[..]));
+        assert!(!tx.approve_run(ids.run_id).await.unwrap(), "a second approval changes nothing");
+        tx.commit().await.unwrap();
+        assert_eq!(job_statuses(&store, ids.run_id).await, ["queued"]);
+        assert_eq!(store.runs().await.unwrap()[0].approval, Approval::Approved);
     }
 }

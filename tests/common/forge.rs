@@ -2,7 +2,8 @@
 //! uses, on loopback. It records every request, checks each one against GitHub's
 //! official OpenAPI description (npm `@octokit/openapi`) — the operation must exist and
 //! the body must validate against its schema — and keeps the check runs it was told
-//! about, so a test can follow one from `queued` to `completed`. Scripted failures
+//! about, so a test can follow one from `queued` to `completed`, and the repository
+//! permission of each user the test names (anyone else can only read). Scripted failures
 //! (a 502, a 403 with `Retry-After`) answer the next requests before normal service.
 
 use std::collections::{HashMap, VecDeque};
@@ -39,6 +40,8 @@ pub struct ForgeCheckRun {
     pub title: String,
     pub summary: String,
     pub annotations: Vec<Json>,
+    /// The buttons it shows (`actions`), as last set.
+    pub actions: Vec<Json>,
     /// The statuses it went through, in order.
     pub history: Vec<String>,
 }
@@ -59,6 +62,8 @@ struct ForgeState {
     check_runs: Vec<ForgeCheckRun>,
     tokens: HashMap<String, i64>,
     failures: VecDeque<Failure>,
+    /// Repository roles by login (`admin`, `maintain`, `write`, `triage`, `read`).
+    roles: HashMap<String, String>,
     /// The App's public key, to check its JWTs.
     app_public_key: Option<Vec<u8>>,
 }
@@ -88,6 +93,11 @@ impl TestForge {
     /// The next requests get these answers, in order, before normal service resumes.
     pub fn fail_next(&self, failures: impl IntoIterator<Item = Failure>) {
         self.state.lock().unwrap().failures.extend(failures);
+    }
+
+    /// `login`'s role on every repository: `admin`, `maintain`, `write`, `triage` or `read`.
+    pub fn set_permission(&self, login: &str, role: &str) {
+        self.state.lock().unwrap().roles.insert(login.to_owned(), role.to_owned());
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -199,6 +209,21 @@ fn serve(state: &mut ForgeState, method: &Method, path: &str, headers: &HeaderMa
                 None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" })),
             }
         }
+        ("GET", ["repos", _, _, "collaborators", login, "permission"]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let role = state.roles.get(*login).cloned().unwrap_or_else(|| "read".into());
+            // GitHub's legacy `permission` folds `maintain` into write and `triage` into read.
+            let permission = match role.as_str() {
+                "maintain" => "write",
+                "triage" => "read",
+                other => other,
+            };
+            let user = json!({ "login": login, "id": 1, "type": "User", "site_admin": false });
+            (StatusCode::OK, vec![], json!({ "permission": permission, "role_name": role, "user": user }))
+        }
         _ => {
             state.violations.push(format!("{method} {path}: the test forge does not serve this operation"));
             (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" }))
@@ -225,9 +250,16 @@ fn apply(run: &mut ForgeCheckRun, body: &Json) {
         run.conclusion = Some(v);
         run.status = "completed".into();
     } else if let Some(v) = text("status") {
+        // Back to queued or in progress: no conclusion yet.
+        if v != "completed" {
+            run.conclusion = None;
+        }
         run.status = v;
     } else if run.status.is_empty() {
         run.status = "queued".into();
+    }
+    if let Some(list) = body.get("actions").and_then(Json::as_array) {
+        run.actions = list.clone();
     }
     if run.history.last() != Some(&run.status) {
         run.history.push(run.status.clone());
@@ -249,6 +281,7 @@ fn check_run_json(run: &ForgeCheckRun) -> Json {
     json!({
         "id": run.id, "name": run.name, "head_sha": run.head_sha, "status": run.status,
         "conclusion": run.conclusion, "external_id": run.external_id, "details_url": run.details_url,
+        "actions": run.actions,
     })
 }
 
@@ -293,6 +326,9 @@ pub fn validate_request(method: &Method, path: &str, body: &Json) -> Result<(), 
         .filter(|(template, _)| template_matches(template, path))
         .find_map(|(template, item)| item.get(method.as_str().to_ascii_lowercase()).map(|op| (template, op)))
         .ok_or_else(|| format!("no operation {method} {path} in GitHub's REST API"))?;
+    if *method == Method::GET && !body.is_null() {
+        return Err("a GET request has no body".into());
+    }
     let body_required = operation.pointer("/requestBody/required") == Some(&Json::Bool(true));
     if body.is_null() && body_required {
         return Err(format!("{template} needs a request body"));

@@ -1,13 +1,75 @@
-//! `check_run`: handled in a later step of issue 3.
+//! `check_run`: a button was pressed on one of the farm's check runs.
+//!
+//! `requested_action` with the "Approve and run" identifier approves a fork's run that
+//! waits for approval — only when the person who pressed it has write access, asked from
+//! the forge (anyone who can see the pull request sees the button). The run's jobs are
+//! then queued and their check runs show it, in the same transaction.
 
-use super::{Delivered, HandlerError};
+use serde_json::Value as Json;
+
+use super::pull_request::write_access;
+use super::{installation_of, repo_of, Delivered, HandlerError};
+use crate::farm::start::{queued_state, APPROVE_ACTION};
 use crate::farm::Farm;
-use crate::store::Tx;
+use crate::store::{Approval, Tx};
 
 pub(super) async fn handle(
-    _farm: &Farm,
-    _tx: &mut Tx,
+    farm: &Farm,
+    tx: &mut Tx,
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
-    Ok(format!("{}: stored, not acted on yet", delivery.event))
+    let action = delivery.payload.get("action").and_then(Json::as_str).unwrap_or_default();
+    match action {
+        "requested_action" => requested_action(farm, tx, &delivery.payload).await,
+        "rerequested" => Ok("check_run rerequested: re-runs are not handled yet".to_owned()),
+        other => Ok(format!("check_run {other}: nothing to do")),
+    }
+}
+
+async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
+    let repo = match repo_of(payload) {
+        Ok(repo) => repo,
+        Err(why) => return Ok(why),
+    };
+    let identifier =
+        payload.pointer("/requested_action/identifier").and_then(Json::as_str).unwrap_or_default();
+    if identifier != APPROVE_ACTION {
+        return Ok(format!("{repo}: unknown requested action `{identifier}`"));
+    }
+    let forge_id = payload.pointer("/check_run/id").and_then(Json::as_i64);
+    // `external_id` is the job id (see the reporter's links).
+    let job_id = payload
+        .pointer("/check_run/external_id")
+        .and_then(Json::as_str)
+        .and_then(|id| id.parse::<i64>().ok());
+    // Read outside the transaction: it writes first, after asking the forge.
+    let Some(owner) = farm.store.check_run_owner(repo, forge_id, job_id).await? else {
+        return Ok(format!("{repo}: check run {forge_id:?} (job {job_id:?}) is not the farm's"));
+    };
+    let run_id = owner.run_id;
+    if owner.approval != Approval::Required {
+        return Ok(format!("{repo}: run {run_id} does not wait for approval ({})", owner.approval.as_str()));
+    }
+    let sender = payload.pointer("/sender/login").and_then(Json::as_str).unwrap_or_default();
+    let access = write_access(farm, installation_of(payload), repo, sender).await?;
+    if !access.write {
+        return Ok(format!(
+            "{repo}: @{sender} ({}) may not approve run {run_id}: nothing changed",
+            access.said
+        ));
+    }
+    if !tx.approve_run(run_id).await? {
+        return Ok(format!("{repo}: run {run_id} was already approved"));
+    }
+    let check_runs = tx.job_check_runs(run_id).await?;
+    for check_run in &check_runs {
+        let state = queued_state(
+            check_run.state.name.clone(),
+            check_run.state.head_sha.clone(),
+            &check_run.runs_on,
+            &check_run.needs,
+        );
+        tx.queue_check_run_state(check_run.check_run_id, &state).await?;
+    }
+    Ok(format!("{repo}: run {run_id} approved by @{sender}; {} check run(s) queued", check_runs.len()))
 }

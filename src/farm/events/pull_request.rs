@@ -1,13 +1,20 @@
 //! `pull_request`: opened, synchronize, reopened, closed… Runs the workflows whose
 //! `on.pull_request` types and filters match, reporting on the pull request's head commit.
+//!
+//! A pull request from a fork runs code its author wrote on the farm's hosts, so the
+//! farm asks the forge whether the author has write access. Without it the runs are
+//! recorded but wait: their check runs ask for "Approve and run" (see `check_run`).
+//! Fork runs never get secrets, approved or not.
 
+use http::Method;
 use serde_json::Value as Json;
 
 use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
-use crate::farm::start::{start_runs, EventOrigin};
+use crate::farm::start::{start_runs_with, EventOrigin, Trust};
 use crate::farm::workflows::farm_workflows;
 use crate::farm::Farm;
-use crate::store::Tx;
+use crate::forge::api::{send, ForgeError};
+use crate::store::{Approval, Tx};
 
 pub(super) async fn handle(
     farm: &Farm,
@@ -28,6 +35,111 @@ pub(super) async fn handle(
         delivery_id: Some(delivery.id),
         check_sha: head_sha,
     };
+    // The forge is asked before anything is written, so a postponed delivery holds no lock.
+    let (trust, gate) = if is_from_fork(payload, repo) {
+        let author = payload.pointer("/pull_request/user/login").and_then(Json::as_str).unwrap_or_default();
+        let access = write_access(farm, origin.installation_id, repo, author).await?;
+        let approval = if access.write { Approval::None } else { Approval::Required };
+        let gate = match approval {
+            Approval::Required => {
+                format!("; from a fork by @{author} ({}): waiting for approval", access.said)
+            }
+            _ => format!("; from a fork by @{author} ({})", access.said),
+        };
+        (Trust { fork: true, approval }, gate)
+    } else {
+        (Trust::default(), String::new())
+    };
     let files = farm_workflows(&farm.config, repo);
-    Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
+    let started = start_runs_with(tx, &event_of(delivery), &origin, &files, trust).await?;
+    Ok(format!("{}{gate}", started.describe()))
+}
+
+/// A pull request is from a fork when its head is in another repository, or in one
+/// that no longer exists (a deleted fork).
+fn is_from_fork(payload: &Json, repo: &str) -> bool {
+    match payload.pointer("/pull_request/head/repo/full_name").and_then(Json::as_str) {
+        Some(head_repo) => !head_repo.eq_ignore_ascii_case(repo),
+        None => true,
+    }
+}
+
+/// What the forge said about a user's access to a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Access {
+    pub write: bool,
+    /// The forge's answer (or why there was none), for the delivery's outcome.
+    pub said: String,
+}
+
+/// Whether `login` has write access to `repo` (`admin`, `maintain` and `write` count),
+/// asked from the forge as the App's installation. A forge that cannot answer now
+/// postpones the delivery; one that cannot answer at all (no forge configured, no
+/// installation, a refusal such as an unknown user) means no write access, so nothing
+/// runs unapproved.
+pub(super) async fn write_access(
+    farm: &Farm,
+    installation_id: Option<i64>,
+    repo: &str,
+    login: &str,
+) -> Result<Access, HandlerError> {
+    let no = |said: String| Ok(Access { write: false, said });
+    let Some(app) = farm.forge.as_ref() else {
+        return no("no forge configured to ask".into());
+    };
+    let Some(installation_id) = installation_id else {
+        return no("the event named no App installation to ask as".into());
+    };
+    if login.is_empty() {
+        return no("no user named".into());
+    }
+    let asked = async {
+        let client = app.installation(installation_id).await?;
+        let route = format!("/repos/{repo}/collaborators/{}/permission", path_segment(login));
+        send(&client, Method::GET, &route, None).await
+    };
+    match asked.await {
+        Ok(answer) => {
+            let permission = answer.get("permission").and_then(Json::as_str).unwrap_or("none");
+            let write = matches!(permission, "admin" | "maintain" | "write");
+            Ok(Access { write, said: permission.to_owned() })
+        }
+        Err(err @ (ForgeError::Transient(_) | ForgeError::RateLimited(_))) => {
+            Err(HandlerError::ForgeUnavailable(err))
+        }
+        Err(err @ (ForgeError::Permanent(_) | ForgeError::Config(_))) => {
+            tracing::warn!(%err, login, repo, "the forge did not tell a user's permission; taken as none");
+            no(format!("unknown: {err}"))
+        }
+    }
+}
+
+/// `text` as one URL path segment (bot logins such as `dependabot[bot]` have brackets).
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_is_another_or_a_deleted_head_repository() {
+        let pr = |head: Json| serde_json::json!({ "pull_request": { "head": { "repo": head } } });
+        assert!(!is_from_fork(&pr(serde_json::json!({"full_name": "lab/qemu"})), "lab/qemu"));
+        assert!(!is_from_fork(&pr(serde_json::json!({"full_name": "Lab/QEMU"})), "lab/qemu"));
+        assert!(is_from_fork(&pr(serde_json::json!({"full_name": "someone/qemu"})), "lab/qemu"));
+        assert!(is_from_fork(&pr(Json::Null), "lab/qemu"));
+    }
+
+    #[test]
+    fn logins_are_escaped_in_paths() {
+        assert_eq!(path_segment("octo-cat_1.x"), "octo-cat_1.x");
+        assert_eq!(path_segment("dependabot[bot]"), "dependabot%5Bbot%5D");
+    }
 }

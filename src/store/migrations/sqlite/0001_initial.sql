@@ -32,6 +32,10 @@ CREATE TABLE runs (
     run_name      TEXT NOT NULL,
     status        TEXT NOT NULL,
     conclusion    TEXT,
+    -- 1: from a fork, its jobs never get secrets (an integer: the Any driver reads no SQLite booleans).
+    fork          BIGINT NOT NULL DEFAULT 0 CHECK (fork IN (0, 1)),
+    -- A fork's run whose author lacks write access waits until a maintainer approves it.
+    approval      TEXT NOT NULL DEFAULT 'none' CHECK (approval IN ('none', 'required', 'approved')),
     created_at    BIGINT NOT NULL,
     UNIQUE (repo, workflow, run_number, run_attempt)
 );
@@ -46,7 +50,7 @@ CREATE TABLE jobs (
     matrix       TEXT,                   -- JSON object or NULL
     condition    TEXT NOT NULL,          -- the `if` left for run time
     concurrency  TEXT,                   -- evaluated group, or NULL
-    status       TEXT NOT NULL,
+    status       TEXT NOT NULL,          -- waiting (for approval), queued, in_progress, completed
     conclusion   TEXT,
     check_run_id BIGINT,
     host         TEXT,
@@ -78,6 +82,8 @@ CREATE TABLE check_runs (
     forge_id        BIGINT,             -- the forge's check run id, once created
     created_at      BIGINT NOT NULL
 );
+-- A requested action names its check run by the forge's id.
+CREATE INDEX check_runs_by_forge_id ON check_runs (forge_id) WHERE forge_id IS NOT NULL;
 
 -- What the forge must hear about, written in the same transaction as the change: the
 -- check run's whole wanted state, so a later row supersedes an earlier one.
