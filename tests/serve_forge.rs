@@ -7,7 +7,8 @@ mod common;
 use common::farm::{app_key_pair, deliver, example_payload, FarmServer};
 use common::forge::{Failure, TestForge};
 
-const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
+const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n\
+                    [[repo]]\nname = \"octo-org/octo-repo\"\nworkflows = [\"workflows/*.yml\"]\n";
 
 const CI: &str = "\
 name: CI
@@ -138,4 +139,43 @@ async fn the_test_forge_refuses_what_github_would() {
     let body = serde_json::json!({"name": "a", "head_sha": SHA, "output": {"title": "t", "summary": "s", "annotations": fifty_one}});
     assert!(validate_request(&Method::POST, path, &body).is_err(), "51 annotations accepted");
     assert!(validate_request(&Method::DELETE, "/repos/o/r/check-runs/1", &serde_json::Value::Null).is_err());
+}
+
+const DISPATCHED: &str = "\
+name: Sanity
+on:
+  workflow_dispatch:
+    inputs:
+      cpu:
+        type: choice
+        options: [amd64, intel64]
+        default: amd64
+jobs:
+  sanity:
+    name: sanity on ${{ inputs.cpu }}
+    runs-on: [self-hosted, '${{ inputs.cpu }}']
+    steps:
+      - run: ./run-sanity
+";
+
+/// A manual dispatch names a ref; the forge says which commit, and the check run is on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_runs_on_the_commit_its_ref_points_at() {
+    let (server, forge) = farm_and_forge().await;
+    server.write("workflows/sanity.yml", DISPATCHED);
+    forge.set_ref("octo-org/octo-repo", "main", "0123456789abcdef0123456789abcdef01234567");
+    // The real payload names a workflow file of GitHub's; ours is the farm's file.
+    let mut dispatch = example_payload("workflow_dispatch", |p| p["ref"] == "refs/heads/main");
+    dispatch["workflow"] = "workflows/sanity.yml".into();
+    dispatch["inputs"] = serde_json::json!({ "cpu": "intel64" });
+    let answer = deliver(&server, "workflow_dispatch", "d-dispatch", dispatch.to_string().as_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    forge.wait_for("the dispatched check run", |runs| runs.len() == 1).await;
+
+    let run = &forge.check_runs()[0];
+    assert_eq!(run.repo, "octo-org/octo-repo");
+    assert_eq!(run.name, "Sanity / sanity on intel64");
+    assert_eq!(run.head_sha, "0123456789abcdef0123456789abcdef01234567");
+    assert!(run.summary.contains("[self-hosted, intel64]"), "{}", run.summary);
+    assert_eq!(forge.violations(), Vec::<String>::new());
 }

@@ -59,6 +59,8 @@ struct ForgeState {
     check_runs: Vec<ForgeCheckRun>,
     tokens: HashMap<String, i64>,
     failures: VecDeque<Failure>,
+    /// Branch and tag heads: (repo, short name) → sha.
+    refs: HashMap<(String, String), String>,
     /// The App's public key, to check its JWTs.
     app_public_key: Option<Vec<u8>>,
 }
@@ -83,6 +85,11 @@ impl TestForge {
 
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `name` (a branch or tag of `repo`) points at `sha`.
+    pub fn set_ref(&self, repo: &str, name: &str, sha: &str) {
+        self.state.lock().unwrap().refs.insert((repo.to_owned(), name.to_owned()), sha.to_owned());
     }
 
     /// The next requests get these answers, in order, before normal service resumes.
@@ -171,6 +178,25 @@ fn serve(state: &mut ForgeState, method: &Method, path: &str, headers: &HeaderMa
             let expires = chrono::Utc::now() + chrono::Duration::hours(1);
             let answer = json!({ "token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": {"checks": "write"}, "repository_selection": "all" });
             (StatusCode::CREATED, vec![], answer)
+        }
+        ("GET", ["repos", owner, repo, "installation"]) => {
+            if let Err(why) = check_app_jwt(state, &bearer) {
+                state.violations.push(format!("GET {path}: {why}"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": why }));
+            }
+            let _ = (owner, repo);
+            (StatusCode::OK, vec![], json!({ "id": 1, "app_id": 4242 }))
+        }
+        ("GET", ["repos", owner, repo, "commits", name]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let name = name.replace("%2F", "/").replace("%25", "%");
+            match state.refs.get(&(format!("{owner}/{repo}"), name)) {
+                Some(sha) => (StatusCode::OK, vec![], json!({ "sha": sha })),
+                None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "No commit found for SHA" })),
+            }
         }
         ("POST", ["repos", owner, repo, "check-runs"]) => {
             if !state.tokens.contains_key(&bearer) {
