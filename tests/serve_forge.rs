@@ -179,3 +179,39 @@ async fn a_dispatch_runs_on_the_commit_its_ref_points_at() {
     assert!(run.summary.contains("[self-hosted, intel64]"), "{}", run.summary);
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
+
+/// "Re-run all checks" and "Re-run" on the forge: a new attempt of the same run number,
+/// with new check runs on the same commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerequested_checks_start_a_new_attempt() {
+    let (server, forge) = farm_and_forge().await;
+    let opened = example_payload("pull_request", |p| p["action"] == "opened" && p["installation"]["id"] == 1);
+    deliver(&server, "pull_request", "d-opened", opened.to_string().as_bytes()).await;
+    forge.wait_for("the first attempt's check runs", |runs| runs.len() == 2).await;
+
+    let suite = example_payload("check_suite", |p| p["action"] == "rerequested");
+    assert_eq!(suite["check_suite"]["head_sha"], PR_HEAD);
+    deliver(&server, "check_suite", "d-suite", suite.to_string().as_bytes()).await;
+    forge.wait_for("the second attempt's check runs", |runs| runs.len() == 4).await;
+
+    // One check run of the second attempt re-run alone: its whole run gets attempt 3.
+    let mut rerun = example_payload("check_run", |p| p["action"] == "rerequested");
+    rerun["repository"] = opened["repository"].clone();
+    let forge_id = forge.check_runs()[3].id;
+    rerun["check_run"]["id"] = forge_id.into();
+    // The user presses "Re-run" once the farm has heard the forge's id for it.
+    let store = server.store().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.run_of_forge_check_run("Codertocat/Hello-World", forge_id).await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the farm never recorded check run {forge_id}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    deliver(&server, "check_run", "d-run", rerun.to_string().as_bytes()).await;
+    forge.wait_for("the third attempt's check runs", |runs| runs.len() == 6).await;
+
+    assert!(forge.check_runs().iter().all(|r| r.head_sha == PR_HEAD && r.status == "queued"));
+    let attempts: Vec<_> =
+        store.runs().await.unwrap().iter().map(|r| (r.run_number, r.run_attempt)).collect();
+    assert_eq!(attempts, [(1, 1), (1, 2), (1, 3)]);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}

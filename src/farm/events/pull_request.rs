@@ -27,6 +27,7 @@ pub(super) async fn handle(
         installation_id: installation_of(payload),
         delivery_id: Some(delivery.id),
         check_sha: head_sha,
+        attempt_of: None,
     };
     let files = farm_workflows(&farm.config, repo);
     Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())

@@ -49,6 +49,7 @@ pub(super) async fn handle(
         installation_id: Some(installation_id),
         delivery_id: Some(delivery.id),
         check_sha: &sha,
+        attempt_of: None,
     };
     let files = farm_workflows(&farm.config, repo);
     Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
