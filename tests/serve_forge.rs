@@ -215,3 +215,40 @@ async fn rerequested_checks_start_a_new_attempt() {
     assert_eq!(attempts, [(1, 1), (1, 2), (1, 3)]);
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
+
+/// With `repo_workflows`, a push also runs the repository's own `.github/workflows` as
+/// they are at the pushed commit (fetched through the forge API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_workflows_come_from_the_pushed_commit() {
+    let (private, public) = app_key_pair();
+    let forge = TestForge::start(public).await;
+    let config = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = []\nrepo_workflows = true\n";
+    let server = FarmServer::start_reporting(&forge.api_url(), &private, config);
+    let repo = "Codertocat/Hello-World";
+    forge.add_file(
+        repo,
+        SHA,
+        ".github/workflows/lint.yml",
+        "name: Lint\non: push\njobs:\n  lint:\n    runs-on: amd64\n    steps:\n      - run: make lint\n",
+    );
+    forge.add_file(
+        repo,
+        SHA,
+        ".github/workflows/bad.yml",
+        "name: Bad\non: push\njobs:\n  x:\n    runs-on: amd64\n    steps:\n      - uses: docker://alpine\n",
+    );
+    forge.add_file(repo, "another-commit", ".github/workflows/other.yml", "on: push\njobs: {}\n");
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    deliver(&server, "push", "d-push", push.to_string().as_bytes()).await;
+    forge.wait_for("two check runs", |runs| runs.len() == 2).await;
+
+    let runs = forge.check_runs();
+    let lint = runs.iter().find(|r| r.name == "Lint / lint").expect("the repository's workflow ran");
+    assert_eq!((lint.head_sha.as_str(), lint.status.as_str()), (SHA, "queued"));
+    let bad =
+        runs.iter().find(|r| r.name == ".github/workflows/bad.yml").expect("the broken file is reported");
+    assert_eq!(bad.conclusion.as_deref(), Some("failure"));
+    assert_eq!(bad.annotations[0]["path"], ".github/workflows/bad.yml");
+    assert_eq!(bad.annotations[0]["start_line"], 7);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
