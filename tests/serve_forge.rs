@@ -71,6 +71,9 @@ async fn real_payloads_become_queued_check_runs_on_the_forge() {
         assert!(run.details_url.starts_with("https://farm.example.com/jobs/"), "{}", run.details_url);
         assert_eq!(run.details_url, format!("https://farm.example.com/jobs/{}", run.external_id));
     }
+    // One installation token served all six check runs: it is cached until near its expiry.
+    let token_requests = forge.requests().iter().filter(|r| r.path.ends_with("/access_tokens")).count();
+    assert_eq!(token_requests, 1);
     let kvm = forge.check_runs().into_iter().find(|r| r.name == "CI / kvm").unwrap();
     assert!(kvm.summary.contains("[self-hosted, intel64, hostprovisioning]"), "{}", kvm.summary);
     assert_eq!(forge.violations(), Vec::<String>::new());
