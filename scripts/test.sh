@@ -14,6 +14,8 @@ command -v npm >/dev/null || missing+=(npm)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v git >/dev/null || missing+=(git)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v runuser >/dev/null || missing+=(util-linux)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq

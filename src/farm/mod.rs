@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod events;
 pub mod reporter;
+pub mod rerun;
 pub mod start;
 pub mod workflows;
 

@@ -58,7 +58,7 @@ pub async fn report_due(farm: &Farm, app: &GithubApp) -> Result<usize, StoreErro
                 farm.store.mark_delivered(pending.check_run_id, last_item).await?;
                 delivered += 1;
             }
-            Err(ForgeError::Permanent(why)) | Err(ForgeError::Config(why)) => {
+            Err(ForgeError::Permanent(why) | ForgeError::Config(why) | ForgeError::NotFound(why)) => {
                 // Sending the same again cannot succeed: record why, and move on so later
                 // states of this check run are not blocked behind it.
                 tracing::error!(why, "the forge refused a check-run state; dropped");

@@ -27,6 +27,8 @@ pub struct EventOrigin<'a> {
     pub delivery_id: Option<&'a str>,
     /// The commit the check runs attach to (a pull request's head, not its merge commit).
     pub check_sha: &'a str,
+    /// For a re-run: the run number whose next attempt this is.
+    pub attempt_of: Option<i64>,
 }
 
 /// How far the farm trusts the runs an event starts.
@@ -109,8 +111,9 @@ pub async fn start_runs_with(
                 delivery_id: origin.delivery_id,
                 installation_id: origin.installation_id,
                 head_sha: &run_sha,
+                check_sha: origin.check_sha,
                 git_ref: &git_ref,
-                run_attempt: 1,
+                attempt_of: origin.attempt_of,
                 fork: trust.fork,
                 approval: trust.approval,
             })
@@ -121,7 +124,7 @@ pub async fn start_runs_with(
             run: RunInfo {
                 run_id: ids.run_id.to_string(),
                 run_number: ids.run_number.to_string(),
-                run_attempt: "1".into(),
+                run_attempt: ids.run_attempt.to_string(),
                 sha: Some(run_sha.clone()),
                 ..RunInfo::default()
             },
@@ -244,8 +247,9 @@ async fn record_invalid_file(
             delivery_id: origin.delivery_id,
             installation_id: origin.installation_id,
             head_sha: &run_sha,
+            check_sha: origin.check_sha,
             git_ref: &git_ref,
-            run_attempt: 1,
+            attempt_of: origin.attempt_of,
             // Nothing of it runs, so there is nothing to approve.
             fork: trust.fork,
             approval: Approval::None,

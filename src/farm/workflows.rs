@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 
 use crate::config::Config;
+use crate::farm::events::HandlerError;
+use crate::farm::Farm;
+use crate::forge::api::ForgeError;
+use crate::forge::repos::workflow_files_at;
 
 /// A workflow file as read: its path as shown to users, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,31 @@ pub fn farm_workflows(config: &Config, repo: &str) -> Vec<WorkflowFile> {
             }
         })
         .collect()
+}
+
+/// The workflows an event on commit `sha` of `repo` may start: the farm's, and with
+/// `repo_workflows` on, the repository's own `.github/workflows` at that commit.
+pub async fn event_workflows(
+    farm: &Farm,
+    repo: &str,
+    installation_id: Option<i64>,
+    sha: &str,
+) -> Result<Vec<WorkflowFile>, HandlerError> {
+    let mut files = farm_workflows(&farm.config, repo);
+    let wants_repo_files =
+        farm.config.repos.iter().any(|r| r.name.eq_ignore_ascii_case(repo) && r.repo_workflows);
+    if let (true, Some(app), Some(installation)) = (wants_repo_files, &farm.forge, installation_id) {
+        let fetched =
+            async { workflow_files_at(&app.installation(installation).await?, repo, sha).await }.await;
+        match fetched {
+            Ok(found) => files.extend(found.into_iter().map(|(path, text)| WorkflowFile { path, text })),
+            Err(err @ (ForgeError::Transient(_) | ForgeError::RateLimited(_))) => {
+                return Err(HandlerError::ForgeUnavailable(err))
+            }
+            Err(err) => tracing::warn!(%err, repo, sha, "cannot read the repository's workflows"),
+        }
+    }
+    Ok(files)
 }
 
 /// Paths relative to the config's folder read as they are written in the config.

@@ -18,6 +18,9 @@ pub enum ForgeError {
     /// Rate limited (primary or secondary, or `Retry-After`): retry after this long.
     #[error("rate limited by the forge for {0:?}")]
     RateLimited(Duration),
+    /// No such thing on the forge (404).
+    #[error("not found on the forge: {0}")]
+    NotFound(String),
     /// The forge refused the request itself (4xx): retrying the same cannot help.
     #[error("refused by the forge: {0}")]
     Permanent(String),
@@ -58,7 +61,9 @@ pub async fn send(
         return Err(ForgeError::RateLimited(wait));
     }
     let what = format!("{method} {route}: {status}: {}", text.chars().take(500).collect::<String>());
-    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+    if status == StatusCode::NOT_FOUND {
+        Err(ForgeError::NotFound(what))
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         Err(ForgeError::Transient(what))
     } else if (status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS)
         && text.to_ascii_lowercase().contains("rate limit")

@@ -87,6 +87,18 @@ impl GithubApp {
         Ok(client)
     }
 
+    /// The installation of the App on `repo` (`owner/name`), for events that do not name
+    /// one (a manual dispatch).
+    pub async fn installation_for_repo(&self, repo: &str) -> Result<i64, ForgeError> {
+        let app_client = self.client_with_token(&self.jwt(SystemTime::now())?)?;
+        let answer =
+            send(&app_client, http::Method::GET, &format!("/repos/{repo}/installation"), None).await?;
+        answer
+            .get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| ForgeError::Permanent(format!("no installation id for {repo}")))
+    }
+
     fn client_with_token(&self, token: &str) -> Result<Octocrab, ForgeError> {
         Octocrab::builder()
             .base_uri(self.api_url.as_str())

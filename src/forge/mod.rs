@@ -4,4 +4,5 @@
 pub mod api;
 pub mod app;
 pub mod checks;
+pub mod repos;
 pub mod webhook;

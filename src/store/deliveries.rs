@@ -51,17 +51,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Delivery {
-                    id: row.try_get("id")?,
-                    event: row.try_get("event")?,
-                    body: row.try_get("body")?,
-                    received_at: row.try_get("received_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(delivery_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 
     /// Records what processing a delivery did (`outcome` is a short text for the logs).
@@ -73,6 +63,14 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let row = sqlx::query("SELECT id, event, body, received_at FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(delivery_row).transpose()?)
     }
 
     /// Whether a delivery is stored and processed.
@@ -89,6 +87,15 @@ impl Store {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)
     }
+}
+
+fn delivery_row(row: &sqlx::any::AnyRow) -> Result<Delivery, sqlx::Error> {
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        event: row.try_get("event")?,
+        body: row.try_get("body")?,
+        received_at: row.try_get("received_at")?,
+    })
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ mod runs;
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
-    Annotation, Approval, CheckRunOwner, CheckRunState, JobCheckRun, JobStatus, NewJob, NewRun,
-    RequestedAction, RunIds, RunRow, Tx,
+    Annotation, Approval, CheckRunState, JobCheckRun, JobStatus, NewJob, NewRun, RequestedAction, RunIds,
+    RunRow, Tx,
 };
 
 use std::str::FromStr;

@@ -169,8 +169,9 @@ mod tests {
             delivery_id: None,
             installation_id: Some(7),
             head_sha: "abc",
+            check_sha: "abc",
             git_ref: "refs/heads/main",
-            run_attempt: 1,
+            attempt_of: None,
             fork: false,
             approval: Default::default(),
         };

@@ -21,8 +21,12 @@ pub struct NewRun<'a> {
     pub delivery_id: Option<&'a str>,
     pub installation_id: Option<i64>,
     pub head_sha: &'a str,
+    /// The commit its check runs are on (a pull request's head, not its merge commit).
+    pub check_sha: &'a str,
     pub git_ref: &'a str,
-    pub run_attempt: i64,
+    /// `Some(n)`: a re-run, the next attempt of run number `n`; `None`: a new run with
+    /// the next run number.
+    pub attempt_of: Option<i64>,
     /// From a fork: its jobs never get secrets.
     pub fork: bool,
     pub approval: Approval,
@@ -64,6 +68,7 @@ impl Approval {
 pub struct RunIds {
     pub run_id: i64,
     pub run_number: i64,
+    pub run_attempt: i64,
 }
 
 /// One planned job to record.
@@ -162,31 +167,49 @@ impl Tx {
         Ok(self.tx.commit().await?)
     }
 
-    /// Records a run with the next run number of its repository and workflow.
+    /// Records a run with the next run number of its repository and workflow, or the
+    /// next attempt of a run number.
     pub async fn insert_run(&mut self, run: &NewRun<'_>) -> Result<RunIds, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO run_numbers (repo, workflow, last) VALUES ($1, $2, 1) \
-             ON CONFLICT (repo, workflow) DO UPDATE SET last = run_numbers.last + 1 RETURNING last",
-        )
-        .bind(run.repo)
-        .bind(run.workflow)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        let run_number: i64 = row.try_get("last")?;
+        let (run_number, run_attempt) = match run.attempt_of {
+            None => {
+                let row = sqlx::query(
+                    "INSERT INTO run_numbers (repo, workflow, last) VALUES ($1, $2, 1) \
+                     ON CONFLICT (repo, workflow) DO UPDATE SET last = run_numbers.last + 1 RETURNING last",
+                )
+                .bind(run.repo)
+                .bind(run.workflow)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                (row.try_get::<i64, _>("last")?, 1)
+            }
+            Some(number) => {
+                let row = sqlx::query(
+                    "SELECT COALESCE(MAX(run_attempt), 0) + 1 AS next FROM runs \
+                     WHERE repo = $1 AND workflow = $2 AND run_number = $3",
+                )
+                .bind(run.repo)
+                .bind(run.workflow)
+                .bind(number)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                (number, row.try_get::<i64, _>("next")?)
+            }
+        };
         let row = sqlx::query(
             "INSERT INTO runs (repo, workflow, workflow_name, run_number, run_attempt, event, delivery_id, \
-             installation_id, head_sha, git_ref, run_name, status, fork, approval, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $14) RETURNING id",
+             installation_id, head_sha, check_sha, git_ref, run_name, status, fork, approval, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15) RETURNING id",
         )
         .bind(run.repo)
         .bind(run.workflow)
         .bind(run.workflow_name)
         .bind(run_number)
-        .bind(run.run_attempt)
+        .bind(run_attempt)
         .bind(run.event)
         .bind(run.delivery_id)
         .bind(run.installation_id)
         .bind(run.head_sha)
+        .bind(run.check_sha)
         .bind(run.git_ref)
         .bind(run.workflow_name)
         .bind(i64::from(run.fork))
@@ -194,7 +217,7 @@ impl Tx {
         .bind(now_ms())
         .fetch_one(&mut *self.tx)
         .await?;
-        Ok(RunIds { run_id: row.try_get("id")?, run_number })
+        Ok(RunIds { run_id: row.try_get("id")?, run_number, run_attempt })
     }
 
     /// Sets what the run shows as its name (`run-name`, evaluated) and, when it ended
@@ -353,14 +376,6 @@ pub struct JobCheckRun {
     pub needs: Vec<String>,
 }
 
-/// Which run a check run on the forge belongs to, and whether it waits for approval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckRunOwner {
-    pub check_run_id: i64,
-    pub run_id: i64,
-    pub approval: Approval,
-}
-
 /// A recorded run, for the API and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
@@ -371,6 +386,7 @@ pub struct RunRow {
     pub run_attempt: i64,
     pub event: String,
     pub delivery_id: Option<String>,
+    pub installation_id: Option<i64>,
     pub head_sha: String,
     pub run_name: String,
     pub status: String,
@@ -379,64 +395,82 @@ pub struct RunRow {
     pub approval: Approval,
 }
 
+const RUN_COLUMNS: &str =
+    "id, repo, workflow, run_number, run_attempt, event, delivery_id, installation_id, \
+                           head_sha, run_name, status, conclusion, fork, approval";
+
 impl Store {
-    /// The check run of `repo` the forge knows as `forge_id` or, failing that, the one
-    /// of job `job_id` (its `external_id`).
-    pub async fn check_run_owner(
-        &self,
-        repo: &str,
-        forge_id: Option<i64>,
-        job_id: Option<i64>,
-    ) -> Result<Option<CheckRunOwner>, StoreError> {
-        let query = "SELECT c.id, c.run_id, r.approval FROM check_runs c JOIN runs r ON r.id = c.run_id \
-                     WHERE c.repo = $1 AND ";
-        for (column, id) in [("c.forge_id", forge_id), ("c.job_id", job_id)] {
-            let Some(id) = id else { continue };
-            let row = sqlx::query(&format!("{query}{column} = $2 ORDER BY c.id LIMIT 1"))
-                .bind(repo)
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-            if let Some(row) = row {
-                let approval: String = row.try_get("approval")?;
-                return Ok(Some(CheckRunOwner {
-                    check_run_id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    approval: Approval::parse(&approval)?,
-                }));
-            }
-        }
-        Ok(None)
+    pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(run_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 
-    pub async fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, repo, workflow, run_number, run_attempt, event, delivery_id, head_sha, run_name, status, \
-             conclusion, fork, approval FROM runs ORDER BY id",
-        )
+    pub async fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(run_row).transpose()?)
+    }
+
+    /// The newest attempt of every run of `repo` whose check runs are on `check_sha`.
+    pub async fn latest_runs_for_commit(
+        &self,
+        repo: &str,
+        check_sha: &str,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE repo = $1 AND check_sha = $2 AND run_attempt = \
+             (SELECT MAX(run_attempt) FROM runs o WHERE o.repo = r.repo AND o.workflow = r.workflow \
+              AND o.run_number = r.run_number) ORDER BY id"
+        ))
+        .bind(repo)
+        .bind(check_sha)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RunRow {
-                    id: row.try_get("id")?,
-                    repo: row.try_get("repo")?,
-                    workflow: row.try_get("workflow")?,
-                    run_number: row.try_get("run_number")?,
-                    run_attempt: row.try_get("run_attempt")?,
-                    event: row.try_get("event")?,
-                    delivery_id: row.try_get("delivery_id")?,
-                    head_sha: row.try_get("head_sha")?,
-                    run_name: row.try_get("run_name")?,
-                    status: row.try_get("status")?,
-                    conclusion: row.try_get("conclusion")?,
-                    fork: row.try_get::<i64, _>("fork")? != 0,
-                    approval: Approval::parse(&row.try_get::<String, _>("approval")?)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(run_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
+
+    /// The run a check run on the forge (by the forge's id) belongs to.
+    pub async fn run_of_forge_check_run(&self, repo: &str, forge_id: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT run_id FROM check_runs WHERE repo = $1 AND forge_id = $2")
+            .bind(repo)
+            .bind(forge_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("run_id")).transpose()?)
+    }
+
+    /// The run job `job_id` (a check run's `external_id`) of `repo` belongs to.
+    pub async fn run_of_job(&self, repo: &str, job_id: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT run_id FROM check_runs WHERE repo = $1 AND job_id = $2")
+            .bind(repo)
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("run_id")).transpose()?)
+    }
+}
+
+fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow, sqlx::Error> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        repo: row.try_get("repo")?,
+        workflow: row.try_get("workflow")?,
+        run_number: row.try_get("run_number")?,
+        run_attempt: row.try_get("run_attempt")?,
+        event: row.try_get("event")?,
+        delivery_id: row.try_get("delivery_id")?,
+        installation_id: row.try_get("installation_id")?,
+        head_sha: row.try_get("head_sha")?,
+        run_name: row.try_get("run_name")?,
+        status: row.try_get("status")?,
+        conclusion: row.try_get("conclusion")?,
+        fork: row.try_get::<i64, _>("fork")? != 0,
+        approval: Approval::parse(&row.try_get::<String, _>("approval")?)?,
+    })
 }
 
 #[cfg(test)]
@@ -481,8 +515,9 @@ mod tests {
                 delivery_id: None,
                 installation_id: Some(7),
                 head_sha: "abc",
+                check_sha: "def",
                 git_ref: "refs/pull/1/merge",
-                run_attempt: 1,
+                attempt_of: None,
                 fork: true,
                 approval: Approval::Required,
             })
@@ -511,10 +546,9 @@ mod tests {
 
         let runs = store.runs().await.unwrap();
         assert_eq!((runs[0].fork, runs[0].approval), (true, Approval::Required));
-        let owner = CheckRunOwner { check_run_id: check, run_id: ids.run_id, approval: Approval::Required };
-        assert_eq!(store.check_run_owner("lab/qemu", Some(99), None).await.unwrap(), Some(owner));
-        assert_eq!(store.check_run_owner("lab/qemu", Some(5), Some(build)).await.unwrap(), Some(owner));
-        assert_eq!(store.check_run_owner("other/repo", Some(99), Some(build)).await.unwrap(), None);
+        assert_eq!(store.run_of_forge_check_run("lab/qemu", 99).await.unwrap(), Some(ids.run_id));
+        assert_eq!(store.run_of_job("lab/qemu", build).await.unwrap(), Some(ids.run_id));
+        assert_eq!(store.run_of_job("other/repo", build).await.unwrap(), None);
         assert_eq!(job_statuses(&store, ids.run_id).await, ["waiting"]);
 
         let mut tx = store.begin().await.unwrap();

@@ -62,6 +62,10 @@ struct ForgeState {
     check_runs: Vec<ForgeCheckRun>,
     tokens: HashMap<String, i64>,
     failures: VecDeque<Failure>,
+    /// Branch and tag heads: (repo, short name) → sha.
+    refs: HashMap<(String, String), String>,
+    /// Files in commits: (repo, sha, path) → text.
+    files: HashMap<(String, String, String), String>,
     /// Repository roles by login (`admin`, `maintain`, `write`, `triage`, `read`).
     roles: HashMap<String, String>,
     /// The App's public key, to check its JWTs.
@@ -88,6 +92,20 @@ impl TestForge {
 
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `name` (a branch or tag of `repo`) points at `sha`.
+    pub fn set_ref(&self, repo: &str, name: &str, sha: &str) {
+        self.state.lock().unwrap().refs.insert((repo.to_owned(), name.to_owned()), sha.to_owned());
+    }
+
+    /// Commit `sha` of `repo` holds `path` with `text`.
+    pub fn add_file(&self, repo: &str, sha: &str, path: &str, text: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert((repo.to_owned(), sha.to_owned(), path.to_owned()), text.to_owned());
     }
 
     /// The next requests get these answers, in order, before normal service resumes.
@@ -138,10 +156,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or_default().to_owned();
     let body: Json =
         if body.is_empty() { Json::Null } else { serde_json::from_slice(&body).unwrap_or(Json::Null) };
     let mut state = state.lock().unwrap();
-    let (status, answer_headers, answer) = serve(&mut state, &method, &path, &headers, &body);
+    let (status, answer_headers, answer) = serve(&mut state, &method, &path, &query, &headers, &body);
     state.requests.push(Recorded { method: method.to_string(), path, body, status: status.as_u16() });
     let mut response = (status, axum::Json(answer)).into_response();
     for (name, value) in answer_headers {
@@ -154,7 +173,14 @@ async fn handle(
 
 type Answer = (StatusCode, Vec<(String, String)>, Json);
 
-fn serve(state: &mut ForgeState, method: &Method, path: &str, headers: &HeaderMap, body: &Json) -> Answer {
+fn serve(
+    state: &mut ForgeState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Json,
+) -> Answer {
     if let Err(why) = validate_request(method, path, body) {
         state.violations.push(format!("{method} {path}: {why}"));
         return (StatusCode::UNPROCESSABLE_ENTITY, vec![], json!({ "message": why }));
@@ -181,6 +207,62 @@ fn serve(state: &mut ForgeState, method: &Method, path: &str, headers: &HeaderMa
             let expires = chrono::Utc::now() + chrono::Duration::hours(1);
             let answer = json!({ "token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "permissions": {"checks": "write"}, "repository_selection": "all" });
             (StatusCode::CREATED, vec![], answer)
+        }
+        ("GET", ["repos", owner, repo, "installation"]) => {
+            if let Err(why) = check_app_jwt(state, &bearer) {
+                state.violations.push(format!("GET {path}: {why}"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": why }));
+            }
+            let _ = (owner, repo);
+            (StatusCode::OK, vec![], json!({ "id": 1, "app_id": 4242 }))
+        }
+        ("GET", ["repos", owner, repo, "commits", name]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let name = name.replace("%2F", "/").replace("%25", "%");
+            match state.refs.get(&(format!("{owner}/{repo}"), name)) {
+                Some(sha) => (StatusCode::OK, vec![], json!({ "sha": sha })),
+                None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "No commit found for SHA" })),
+            }
+        }
+        ("GET", ["repos", owner, repo, "contents", rest @ ..]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let repo_name = format!("{owner}/{repo}");
+            let wanted = rest.join("/");
+            let sha = query.split('&').find_map(|kv| kv.strip_prefix("ref=")).unwrap_or_default().to_owned();
+            let in_commit: Vec<(&String, &String)> = state
+                .files
+                .iter()
+                .filter(|((r, s, _), _)| *r == repo_name && *s == sha)
+                .map(|((_, _, p), text)| (p, text))
+                .collect();
+            if let Some((_, text)) = in_commit.iter().find(|(p, _)| **p == wanted) {
+                use base64::Engine;
+                let content = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                // The forge wraps base64 at 60 columns.
+                let wrapped: Vec<String> =
+                    content.as_bytes().chunks(60).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+                let answer = json!({ "type": "file", "path": wanted, "encoding": "base64", "content": wrapped.join("\n") });
+                return (StatusCode::OK, vec![], answer);
+            }
+            let prefix = format!("{wanted}/");
+            let listing: Vec<Json> = in_commit
+                .iter()
+                .filter_map(|(p, _)| {
+                    p.strip_prefix(&prefix).filter(|name| !name.contains('/')).map(|name| (p, name))
+                })
+                .map(|(p, name)| json!({ "type": "file", "name": name, "path": p }))
+                .collect();
+            if listing.is_empty() {
+                (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" }))
+            } else {
+                (StatusCode::OK, vec![], Json::Array(listing))
+            }
         }
         ("POST", ["repos", owner, repo, "check-runs"]) => {
             if !state.tokens.contains_key(&bearer) {
@@ -362,7 +444,10 @@ pub fn validate_request(method: &Method, path: &str, body: &Json) -> Result<(), 
 fn template_matches(template: &str, path: &str) -> bool {
     let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
     let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+    // A trailing `{path}` (a file path in a repository) spans the remaining segments.
+    let rest_is_path = t.last() == Some(&"{path}") && p.len() >= t.len();
+    (t.len() == p.len() || rest_is_path)
+        && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
 /// OpenAPI 3.0 schemas as JSON Schema: `nullable: true` becomes a `null` type.

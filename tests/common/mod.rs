@@ -4,6 +4,7 @@
 
 pub mod farm;
 pub mod forge;
+pub mod postgres;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! `check_run`: a button was pressed on one of the farm's check runs.
 //!
+//! `rerequested` ("Re-run" of one check run): the run it belongs to gets a new attempt.
+//!
 //! `requested_action` with the "Approve and run" identifier approves a fork's run that
 //! waits for approval — only when the person who pressed it has write access, asked from
 //! the forge (anyone who can see the pull request sees the button). The run's jobs are
@@ -9,20 +11,33 @@ use serde_json::Value as Json;
 
 use super::pull_request::write_access;
 use super::{installation_of, repo_of, Delivered, HandlerError};
+use crate::farm::rerun::rerun;
 use crate::farm::start::{queued_state, APPROVE_ACTION};
 use crate::farm::Farm;
-use crate::store::{Approval, Tx};
+use crate::store::{Approval, RunRow, StoreError, Tx};
 
 pub(super) async fn handle(
     farm: &Farm,
     tx: &mut Tx,
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
-    let action = delivery.payload.get("action").and_then(Json::as_str).unwrap_or_default();
+    let payload = &delivery.payload;
+    let action = payload.get("action").and_then(Json::as_str).unwrap_or_default();
     match action {
-        "requested_action" => requested_action(farm, tx, &delivery.payload).await,
-        "rerequested" => Ok("check_run rerequested: re-runs are not handled yet".to_owned()),
+        "rerequested" => rerequested(farm, tx, payload).await,
+        "requested_action" => requested_action(farm, tx, payload).await,
         other => Ok(format!("check_run {other}: nothing to do")),
+    }
+}
+
+async fn rerequested(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
+    let repo = match repo_of(payload) {
+        Ok(repo) => repo,
+        Err(why) => return Ok(why),
+    };
+    match run_of_check_run(farm, repo, payload).await? {
+        Ok(run) => Ok(rerun(farm, tx, &run).await?),
+        Err(why) => Ok(why),
     }
 }
 
@@ -36,19 +51,14 @@ async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<St
     if identifier != APPROVE_ACTION {
         return Ok(format!("{repo}: unknown requested action `{identifier}`"));
     }
-    let forge_id = payload.pointer("/check_run/id").and_then(Json::as_i64);
-    // `external_id` is the job id (see the reporter's links).
-    let job_id = payload
-        .pointer("/check_run/external_id")
-        .and_then(Json::as_str)
-        .and_then(|id| id.parse::<i64>().ok());
     // Read outside the transaction: it writes first, after asking the forge.
-    let Some(owner) = farm.store.check_run_owner(repo, forge_id, job_id).await? else {
-        return Ok(format!("{repo}: check run {forge_id:?} (job {job_id:?}) is not the farm's"));
+    let run = match run_of_check_run(farm, repo, payload).await? {
+        Ok(run) => run,
+        Err(why) => return Ok(why),
     };
-    let run_id = owner.run_id;
-    if owner.approval != Approval::Required {
-        return Ok(format!("{repo}: run {run_id} does not wait for approval ({})", owner.approval.as_str()));
+    let run_id = run.id;
+    if run.approval != Approval::Required {
+        return Ok(format!("{repo}: run {run_id} does not wait for approval ({})", run.approval.as_str()));
     }
     let sender = payload.pointer("/sender/login").and_then(Json::as_str).unwrap_or_default();
     let access = write_access(farm, installation_of(payload), repo, sender).await?;
@@ -72,4 +82,29 @@ async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<St
         tx.queue_check_run_state(check_run.check_run_id, &state).await?;
     }
     Ok(format!("{repo}: run {run_id} approved by @{sender}; {} check run(s) queued", check_runs.len()))
+}
+
+/// The run of the payload's check run: by the forge's id or, failing that, by its
+/// `external_id` (the job id; see the reporter's links). `Err` says why there is none.
+async fn run_of_check_run(
+    farm: &Farm,
+    repo: &str,
+    payload: &Json,
+) -> Result<Result<RunRow, String>, StoreError> {
+    let forge_id = payload.pointer("/check_run/id").and_then(Json::as_i64);
+    let job_id = payload
+        .pointer("/check_run/external_id")
+        .and_then(Json::as_str)
+        .and_then(|id| id.parse::<i64>().ok());
+    let mut run_id = None;
+    if let Some(forge_id) = forge_id {
+        run_id = farm.store.run_of_forge_check_run(repo, forge_id).await?;
+    }
+    if let (None, Some(job_id)) = (run_id, job_id) {
+        run_id = farm.store.run_of_job(repo, job_id).await?;
+    }
+    let Some(run_id) = run_id else {
+        return Ok(Err(format!("{repo}: check run {forge_id:?} (job {job_id:?}) is not the farm's")));
+    };
+    Ok(farm.store.run(run_id).await?.ok_or_else(|| format!("{repo}: run {run_id} is gone")))
 }

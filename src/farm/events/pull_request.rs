@@ -34,6 +34,7 @@ pub(super) async fn handle(
         installation_id: installation_of(payload),
         delivery_id: Some(delivery.id),
         check_sha: head_sha,
+        attempt_of: None,
     };
     // The forge is asked before anything is written, so a postponed delivery holds no lock.
     let (trust, gate) = if is_from_fork(payload, repo) {
@@ -107,7 +108,7 @@ pub(super) async fn write_access(
         Err(err @ (ForgeError::Transient(_) | ForgeError::RateLimited(_))) => {
             Err(HandlerError::ForgeUnavailable(err))
         }
-        Err(err @ (ForgeError::Permanent(_) | ForgeError::Config(_))) => {
+        Err(err @ (ForgeError::NotFound(_) | ForgeError::Permanent(_) | ForgeError::Config(_))) => {
             tracing::warn!(%err, login, repo, "the forge did not tell a user's permission; taken as none");
             no(format!("unknown: {err}"))
         }

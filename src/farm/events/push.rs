@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 
 use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
 use crate::farm::start::{start_runs, EventOrigin};
-use crate::farm::workflows::farm_workflows;
+use crate::farm::workflows::event_workflows;
 use crate::farm::Farm;
 use crate::store::Tx;
 
@@ -30,7 +30,8 @@ pub(super) async fn handle(
         installation_id: installation_of(payload),
         delivery_id: Some(delivery.id),
         check_sha: sha,
+        attempt_of: None,
     };
-    let files = farm_workflows(&farm.config, repo);
+    let files = event_workflows(farm, repo, origin.installation_id, sha).await?;
     Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
 }

@@ -1,13 +1,56 @@
-//! `workflow_dispatch`: handled in a later step of issue 3.
+//! `workflow_dispatch`: a manual run of one workflow on a ref, with inputs. The payload
+//! names the ref, not the commit: the forge says which commit it points at now, and
+//! the run and its check runs use that commit.
 
-use super::{Delivered, HandlerError};
+use serde_json::Value as Json;
+
+use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
+use crate::farm::start::{start_runs, EventOrigin};
+use crate::farm::workflows::farm_workflows;
 use crate::farm::Farm;
+use crate::forge::api::ForgeError;
+use crate::forge::repos::resolve_commit;
 use crate::store::Tx;
 
 pub(super) async fn handle(
-    _farm: &Farm,
-    _tx: &mut Tx,
+    farm: &Farm,
+    tx: &mut Tx,
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
-    Ok(format!("{}: stored, not acted on yet", delivery.event))
+    let payload = &delivery.payload;
+    let repo = match repo_of(payload) {
+        Ok(repo) => repo,
+        Err(why) => return Ok(why),
+    };
+    let Some(git_ref) = payload.get("ref").and_then(Json::as_str) else {
+        return Ok(format!("{repo}: dispatch without a ref"));
+    };
+    let Some(app) = &farm.forge else {
+        return Ok(format!("{repo}: no forge configured to resolve {git_ref}"));
+    };
+    let resolved = async {
+        let installation = match installation_of(payload) {
+            Some(id) => id,
+            None => app.installation_for_repo(repo).await?,
+        };
+        let client = app.installation(installation).await?;
+        Ok::<_, ForgeError>((installation, resolve_commit(&client, repo, git_ref).await?))
+    }
+    .await;
+    let (installation_id, sha) = match resolved {
+        Ok(found) => found,
+        Err(err @ (ForgeError::Transient(_) | ForgeError::RateLimited(_))) => {
+            return Err(HandlerError::ForgeUnavailable(err))
+        }
+        Err(err) => return Ok(format!("{repo}: cannot resolve {git_ref}: {err}")),
+    };
+    let origin = EventOrigin {
+        repo,
+        installation_id: Some(installation_id),
+        delivery_id: Some(delivery.id),
+        check_sha: &sha,
+        attempt_of: None,
+    };
+    let files = farm_workflows(&farm.config, repo);
+    Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
 }

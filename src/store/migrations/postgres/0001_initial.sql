@@ -27,7 +27,8 @@ CREATE TABLE runs (
     event         TEXT NOT NULL,
     delivery_id   TEXT REFERENCES deliveries (id),
     installation_id BIGINT,               -- the GitHub App installation reporting for it
-    head_sha      TEXT NOT NULL,
+    head_sha      TEXT NOT NULL,        -- the commit the run runs on (github.sha)
+    check_sha     TEXT NOT NULL,        -- the commit its check runs are on (a PR's head)
     git_ref       TEXT NOT NULL,
     run_name      TEXT NOT NULL,
     status        TEXT NOT NULL,
