@@ -211,6 +211,34 @@ async fn same_repository_and_writers_fork_pull_requests_are_not_gated() {
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
 
+/// "Re-run all checks" on a fork's pull request that nobody approved: the new attempt
+/// waits for approval as the first did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_of_an_unapproved_fork_run_still_waits() {
+    let (server, forge) = farm_and_forge().await;
+    forge.set_permission("forker", "read");
+    let opened = pull_request("forker", true);
+    deliver(&server, "pull_request", "d-fork", opened.to_string().as_bytes()).await;
+    forge.wait_for("two check runs waiting for approval", awaiting_approval).await;
+
+    let suite = example_payload("check_suite", |p| p["action"] == "rerequested");
+    assert_eq!(suite["check_suite"]["head_sha"], PR_HEAD);
+    deliver(&server, "check_suite", "d-suite", suite.to_string().as_bytes()).await;
+    forge.wait_for("the second attempt's check runs", |runs| runs.len() == 4).await;
+
+    assert!(
+        forge
+            .check_runs()
+            .iter()
+            .all(|r| r.conclusion.as_deref() == Some("action_required") && r.actions.len() == 1),
+        "{:#?}",
+        forge.check_runs()
+    );
+    let recorded: Vec<_> = runs(&server).await.iter().map(|r| (r.run_attempt, r.fork, r.approval)).collect();
+    assert_eq!(recorded, [(1, true, Approval::Required), (2, true, Approval::Required)]);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn the_test_forge_checks_buttons_and_permission_requests_as_github_would() {
     use axum::http::Method;
