@@ -1,8 +1,32 @@
 //! Webhook deliveries, stored raw before the forge gets its answer.
 
-use sqlx::Row;
+use sqlx::{Any, Row};
 
 use super::{now_ms, Store, StoreError};
+
+/// Inserts one delivery unless its id is stored already (`Duplicate`), on a pool (its
+/// own commit) or inside a transaction.
+pub(super) async fn insert_delivery_in<'c, E>(
+    executor: E,
+    id: &str,
+    event: &str,
+    body: &str,
+    received_at: i64,
+) -> Result<DeliveryInsert, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Any>,
+{
+    let result = sqlx::query(
+        "INSERT INTO deliveries (id, event, body, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(event)
+    .bind(body)
+    .bind(received_at)
+    .execute(executor)
+    .await?;
+    Ok(if result.rows_affected() == 1 { DeliveryInsert::Stored } else { DeliveryInsert::Duplicate })
+}
 
 /// One webhook delivery as the forge sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,23 +47,22 @@ pub enum DeliveryInsert {
 }
 
 impl Store {
-    /// Commits a delivery; a second delivery with the same id changes nothing.
+    /// Commits a delivery; a second delivery with the same id changes nothing. Deliveries
+    /// arriving together share one commit (see `writer`); each caller still returns
+    /// only after its own delivery is durable.
     pub async fn insert_delivery(
         &self,
         id: &str,
         event: &str,
         body: &str,
     ) -> Result<DeliveryInsert, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO deliveries (id, event, body, received_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(event)
-        .bind(body)
-        .bind(now_ms())
-        .execute(self.pool())
-        .await?;
-        Ok(if result.rows_affected() == 1 { DeliveryInsert::Stored } else { DeliveryInsert::Duplicate })
+        let received_at = now_ms();
+        match self.delivery_writer.insert(id, event, body, received_at).await {
+            Some(outcome) => outcome,
+            // The writer's runtime has ended (a store used from another runtime):
+            // commit alone, which is as durable, only slower.
+            None => insert_delivery_in(self.pool(), id, event, body, received_at).await,
+        }
     }
 
     /// Deliveries not processed yet, oldest first: after a crash, these are the work left.
@@ -114,6 +137,32 @@ mod tests {
         assert_eq!(store.insert_delivery("d1", "push", "{}").await.unwrap(), DeliveryInsert::Stored);
         assert_eq!(store.insert_delivery("d1", "push", "{}").await.unwrap(), DeliveryInsert::Duplicate);
         assert_eq!(store.delivery_count().await.unwrap(), 1);
+    }
+
+    /// Many webhook requests at once, as the group-commit writer batches them: of the
+    /// requests carrying one id exactly one is `Stored`, and every distinct id is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_deliveries_are_each_stored_once() {
+        let (_dir, store) = store().await;
+        let mut requests = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let store = store.clone();
+            // Every other request redelivers "same"; the rest are distinct.
+            let id = if n % 2 == 0 { "same".to_owned() } else { format!("d{n}") };
+            requests
+                .spawn(async move { (id.clone(), store.insert_delivery(&id, "push", "{}").await.unwrap()) });
+        }
+        let mut stored_same = 0;
+        while let Some(answer) = requests.join_next().await {
+            let (id, outcome) = answer.unwrap();
+            if id == "same" {
+                stored_same += usize::from(outcome == DeliveryInsert::Stored);
+            } else {
+                assert_eq!(outcome, DeliveryInsert::Stored, "{id}");
+            }
+        }
+        assert_eq!(stored_same, 1);
+        assert_eq!(store.delivery_count().await.unwrap(), 101);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ mod deliveries;
 mod migrate;
 mod outbox;
 mod runs;
+mod writer;
 
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use outbox::{OutboxItem, PendingCheckRun};
@@ -47,6 +48,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The group-commit task webhook deliveries are stored through.
+    delivery_writer: writer::DeliveryWriter,
 }
 
 impl Store {
@@ -85,7 +88,8 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, backend };
+        let delivery_writer = writer::DeliveryWriter::spawn(pool.clone());
+        let store = Store { pool, backend, delivery_writer };
         migrate::run(&store).await?;
         Ok(store)
     }
