@@ -4,41 +4,18 @@
 
 mod common;
 
-use common::farm::{app_key_pair, deliver, example_payload, FarmServer};
+use common::farm::{app_key_pair, deliver, example_payload, farm_and_forge, FarmServer};
 use common::forge::{Failure, TestForge};
 
 const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n\
                     [[repo]]\nname = \"octo-org/octo-repo\"\nworkflows = [\"workflows/*.yml\"]\n";
 
-const CI: &str = "\
-name: CI
-on: [push, pull_request]
-jobs:
-  build:
-    runs-on: [self-hosted, amd64]
-    steps:
-      - run: make
-  kvm:
-    needs: build
-    runs-on: [self-hosted, intel64, hostprovisioning]
-    steps:
-      - run: make check
-";
-
 const SHA: &str = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
 const PR_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
-async fn farm_and_forge() -> (FarmServer, TestForge) {
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let server = FarmServer::start_reporting(&forge.api_url(), &private, REPO);
-    server.write("workflows/ci.yml", CI);
-    (server, forge)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_payloads_become_queued_check_runs_on_the_forge() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
     let opened = example_payload("pull_request", |p| p["action"] == "opened" && p["installation"]["id"] == 1);
     let synchronize = example_payload("pull_request", |p| p["action"] == "synchronize");
@@ -81,7 +58,7 @@ async fn real_payloads_become_queued_check_runs_on_the_forge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_forge_delays_but_loses_nothing() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     forge.fail_next([
         Failure { status: 502, headers: vec![], body: serde_json::json!({"message": "Bad Gateway"}) },
         Failure {
@@ -164,7 +141,7 @@ jobs:
 /// A manual dispatch names a ref; the forge says which commit, and the check run is on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatch_runs_on_the_commit_its_ref_points_at() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     server.write("workflows/sanity.yml", DISPATCHED);
     forge.set_ref("octo-org/octo-repo", "main", "0123456789abcdef0123456789abcdef01234567");
     // The real payload names a workflow file of GitHub's; ours is the farm's file.
@@ -187,7 +164,7 @@ async fn a_dispatch_runs_on_the_commit_its_ref_points_at() {
 /// with new check runs on the same commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rerequested_checks_start_a_new_attempt() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     let opened = example_payload("pull_request", |p| p["action"] == "opened" && p["installation"]["id"] == 1);
     deliver(&server, "pull_request", "d-opened", opened.to_string().as_bytes()).await;
     forge.wait_for("the first attempt's check runs", |runs| runs.len() == 2).await;

@@ -6,38 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::farm::{app_key_pair, deliver, example_payload, FarmServer};
+use common::farm::{deliver, example_payload, farm_and_forge, FarmServer};
 use common::forge::{Failure, ForgeCheckRun, TestForge};
 use metalfarm::store::{Approval, RunRow};
 use serde_json::{json, Value as Json};
 
 const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
 
-const CI: &str = "\
-name: CI
-on: [push, pull_request]
-jobs:
-  build:
-    runs-on: [self-hosted, amd64]
-    steps:
-      - run: make
-  kvm:
-    needs: build
-    runs-on: [self-hosted, intel64, hostprovisioning]
-    steps:
-      - run: make check
-";
-
 const PR_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 const PERMISSION_OF: &str = "/repos/Codertocat/Hello-World/collaborators/";
-
-async fn farm_and_forge() -> (FarmServer, TestForge) {
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let server = FarmServer::start_reporting(&forge.api_url(), &private, REPO);
-    server.write("workflows/ci.yml", CI);
-    (server, forge)
-}
 
 /// The real `pull_request` opened example, as if opened by `author`; from the fork
 /// `author/Hello-World` when `fork`.
@@ -114,7 +91,7 @@ fn awaiting_approval(runs: &[ForgeCheckRun]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fork_pull_request_waits_until_a_writer_approves_it() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     forge.set_permission("forker", "read");
     forge.set_permission("bystander", "triage");
     forge.set_permission("maintainer", "maintain");
@@ -186,7 +163,7 @@ async fn a_fork_pull_request_waits_until_a_writer_approves_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_repository_and_writers_fork_pull_requests_are_not_gated() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     forge.set_permission("colleague", "write");
     let same_repo = pull_request("Codertocat", false);
     assert_eq!(
@@ -215,7 +192,7 @@ async fn same_repository_and_writers_fork_pull_requests_are_not_gated() {
 /// waits for approval as the first did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_of_an_unapproved_fork_run_still_waits() {
-    let (server, forge) = farm_and_forge().await;
+    let (server, forge) = farm_and_forge(REPO).await;
     forge.set_permission("forker", "read");
     let opened = pull_request("forker", true);
     deliver(&server, "pull_request", "d-fork", opened.to_string().as_bytes()).await;

@@ -194,6 +194,33 @@ pub async fn try_deliver(
     .await
 }
 
+/// The workflow the forge scenarios run: two jobs, the second needing the first and a
+/// rarer label set.
+pub const TWO_JOB_CI: &str = "\
+name: CI
+on: [push, pull_request]
+jobs:
+  build:
+    runs-on: [self-hosted, amd64]
+    steps:
+      - run: make
+  kvm:
+    needs: build
+    runs-on: [self-hosted, intel64, hostprovisioning]
+    steps:
+      - run: make check
+";
+
+/// A test forge, and a farm reporting to it as a GitHub App with `repos_toml` (its
+/// `[[repo]]` entries) and `workflows/ci.yml` = [`TWO_JOB_CI`].
+pub async fn farm_and_forge(repos_toml: &str) -> (FarmServer, super::forge::TestForge) {
+    let (private, public) = app_key_pair();
+    let forge = super::forge::TestForge::start(public).await;
+    let server = FarmServer::start_reporting(&forge.api_url(), &private, repos_toml);
+    server.write("workflows/ci.yml", TWO_JOB_CI);
+    (server, forge)
+}
+
 /// A throwaway GitHub App key pair (private, public; PEM), made with `openssl`.
 pub fn app_key_pair() -> (Vec<u8>, Vec<u8>) {
     let run = |args: &[&str], input: Option<&[u8]>| {
