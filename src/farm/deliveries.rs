@@ -63,7 +63,7 @@ async fn process(farm: &Farm, delivery: &Delivery) -> Result<Option<String>, Sto
         Ok(payload) => {
             let delivered = Delivered { id: &delivery.id, event: &delivery.event, payload };
             match events::handle(farm, &mut tx, delivered).await {
-                Ok(outcome) => outcome,
+                Ok(outcome) | Err(HandlerError::Nothing(outcome)) => outcome,
                 Err(HandlerError::Store(err)) => return Err(err),
                 Err(HandlerError::ForgeUnavailable(err)) => {
                     // Nothing is written: the delivery is processed again on a later pass.

@@ -31,10 +31,7 @@ pub(super) async fn handle(
 }
 
 async fn rerequested(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     match run_of_check_run(farm, repo, payload).await? {
         Ok(run) => Ok(rerun(farm, tx, &run).await?),
         Err(why) => Ok(why),
@@ -42,10 +39,7 @@ async fn rerequested(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String,
 }
 
 async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     let identifier =
         payload.pointer("/requested_action/identifier").and_then(Json::as_str).unwrap_or_default();
     if identifier != APPROVE_ACTION {

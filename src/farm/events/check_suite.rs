@@ -18,10 +18,7 @@ pub(super) async fn handle(
     if action != "rerequested" {
         return Ok(format!("check_suite {action}: nothing to do"));
     }
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     let Some(sha) = payload.pointer("/check_suite/head_sha").and_then(Json::as_str) else {
         return Ok(format!("{repo}: check suite without head_sha"));
     };

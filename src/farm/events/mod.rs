@@ -22,6 +22,9 @@ use crate::workflow::event::Event;
 pub enum HandlerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event asks for nothing (the text says why): the delivery is done.
+    #[error("{0}")]
+    Nothing(String),
     /// The forge could not answer now: process the delivery again later.
     #[error("the forge is unavailable: {0}")]
     ForgeUnavailable(ForgeError),
@@ -48,11 +51,11 @@ pub async fn handle(farm: &Farm, tx: &mut Tx, delivery: Delivered<'_>) -> Result
 }
 
 /// `repository.full_name` of a payload.
-fn repo_of(payload: &Json) -> Result<&str, String> {
+fn repo_of(payload: &Json) -> Result<&str, HandlerError> {
     payload
         .pointer("/repository/full_name")
         .and_then(Json::as_str)
-        .ok_or_else(|| "payload without repository.full_name".to_owned())
+        .ok_or_else(|| HandlerError::Nothing("payload without repository.full_name".to_owned()))
 }
 
 /// `installation.id` of a payload, when the forge sent one.

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
 use crate::farm::start::{start_runs_with, EventOrigin, Trust};
-use crate::farm::workflows::farm_workflows;
+use crate::farm::workflows::event_workflows;
 use crate::farm::Farm;
 use crate::forge::api::{send, ForgeError};
 use crate::store::{Approval, Tx};
@@ -22,10 +22,7 @@ pub(super) async fn handle(
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
     let payload = &delivery.payload;
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     let Some(head_sha) = payload.pointer("/pull_request/head/sha").and_then(Json::as_str) else {
         return Ok(format!("{repo}: pull request without a head commit"));
     };
@@ -51,7 +48,7 @@ pub(super) async fn handle(
     } else {
         (Trust::default(), String::new())
     };
-    let files = farm_workflows(&farm.config, repo);
+    let files = event_workflows(farm, repo, origin.installation_id, head_sha).await?;
     let started = start_runs_with(tx, &event_of(delivery), &origin, &files, trust).await?;
     Ok(format!("{}{gate}", started.describe()))
 }

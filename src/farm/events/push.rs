@@ -15,10 +15,7 @@ pub(super) async fn handle(
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
     let payload = &delivery.payload;
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     if payload.get("deleted").and_then(Json::as_bool) == Some(true) {
         return Ok(format!("{repo}: a deleted ref starts nothing"));
     }

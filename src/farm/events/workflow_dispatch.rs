@@ -18,10 +18,7 @@ pub(super) async fn handle(
     delivery: &Delivered<'_>,
 ) -> Result<String, HandlerError> {
     let payload = &delivery.payload;
-    let repo = match repo_of(payload) {
-        Ok(repo) => repo,
-        Err(why) => return Ok(why),
-    };
+    let repo = repo_of(payload)?;
     let Some(git_ref) = payload.get("ref").and_then(Json::as_str) else {
         return Ok(format!("{repo}: dispatch without a ref"));
     };
