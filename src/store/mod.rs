@@ -6,12 +6,14 @@
 //! Operations live in submodules by what they are about (`deliveries`, …), each a set
 //! of `impl Store` methods, as thin as the SQL they wrap.
 
+mod cron;
 mod deliveries;
 mod migrate;
 mod outbox;
 mod runs;
 mod writer;
 
+pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{

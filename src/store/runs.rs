@@ -153,7 +153,7 @@ pub struct Annotation {
 
 /// A write transaction over runs, jobs, check runs and deliveries.
 pub struct Tx {
-    tx: Transaction<'static, Any>,
+    pub(super) tx: Transaction<'static, Any>,
 }
 
 impl Store {
