@@ -174,6 +174,16 @@ async fn ticks_start_runs_at_their_minutes_once_across_a_restart() {
     assert_eq!((event.event.as_str(), payload["schedule"].as_str()), ("schedule", Some("30 6 * * 1")));
     assert_eq!(payload["repository"]["full_name"], REPO);
     assert_eq!(payload["repository"]["default_branch"], "master");
+    // A re-run of a scheduled run is the next attempt, from the same event, on the same commit.
+    let mut tx = farm.store.begin().await.unwrap();
+    let outcome = metalfarm::farm::rerun::rerun(&farm, &mut tx, &runs[3]).await.unwrap();
+    tx.commit().await.unwrap();
+    let again = farm.store.runs().await.unwrap().pop().unwrap();
+    assert_eq!(
+        (again.run_number, again.run_attempt, again.event.as_str(), again.head_sha.as_str()),
+        (runs[3].run_number, 2, "schedule", SHA2),
+        "{outcome}"
+    );
 
     // The same minutes again: nothing more.
     assert_eq!(tick_each(&mut cron, &farm, &[monday(6, 45), monday(6, 30)]).await, []);
@@ -184,7 +194,7 @@ async fn ticks_start_runs_at_their_minutes_once_across_a_restart() {
     let mut cron = Cron::new();
     assert_eq!(tick_each(&mut cron, &farm, &minutes((6, 45), (6, 59))).await, []);
     assert_eq!(tick_each(&mut cron, &farm, &[monday(7, 0)]).await, [tick("sanity", "07:00", SHA2)]);
-    assert_eq!(farm.store.runs().await.unwrap().len(), 6);
+    assert_eq!(farm.store.runs().await.unwrap().len(), 7, "five, a re-run, and 07:00");
     assert_eq!(lab.forge.violations(), Vec::<String>::new());
 }
 

@@ -161,14 +161,13 @@ impl Cron {
         report: &mut TickReport,
     ) -> Result<(), StoreError> {
         let mut scheduled = schedules_of(&repo.name, &farm_workflows(&farm.config, &repo.name));
-        let is_due = |s: &Scheduled, seen: i64| {
-            due_minutes(&s.schedule, window.oldest_due.max(seen), window.current)
-                .any(|minute| !fired.contains(&(s.key.clone(), minute)))
-        };
         // The forge is asked only when something may be due: the farm's schedules are
         // known without it, the repository's own are not.
         let wanted = repo.repo_workflows
-            || scheduled.iter().any(|s| is_due(s, first_seen.get(&s.key).copied().unwrap_or(window.current)));
+            || scheduled.iter().any(|s| {
+                let seen = first_seen.get(&s.key).copied().unwrap_or(window.current);
+                unfired(s, window.oldest_due.max(seen), window.current, fired).next().is_some()
+            });
         let mut head = None;
         if wanted {
             match self.default_branch_head(farm, &repo.name).await {
@@ -214,12 +213,11 @@ impl Cron {
                 }
             }
             let Some((installation_id, head)) = &head else { continue };
-            let due: Vec<i64> = due_minutes(&s.schedule, window.oldest_due.max(seen), window.current)
-                .filter(|minute| !fired.contains(&(s.key.clone(), *minute)))
-                .collect();
+            let due: Vec<i64> = unfired(s, window.oldest_due.max(seen), window.current, fired).collect();
             for minute in due {
-                let span =
-                    tracing::info_span!("tick", workflow = %s.key.workflow, cron = %s.key.cron, minute);
+                let span = tracing::info_span!(
+                    "tick", workflow = %s.key.workflow, cron = %s.key.cron, minute = %utc(minute)
+                );
                 let started = fire(farm, s, minute, window.now_ms, *installation_id, head)
                     .instrument(span.clone())
                     .await?;
@@ -379,6 +377,18 @@ fn due_minutes(schedule: &Schedule, from: i64, to: i64) -> impl Iterator<Item = 
         .take_while(move |minute| *minute <= to)
 }
 
+/// The minutes from `from` to `to` (inclusive) at which `scheduled` fires and has not
+/// fired.
+fn unfired<'a>(
+    scheduled: &'a Scheduled,
+    from: i64,
+    to: i64,
+    fired: &'a HashSet<(CronKey, i64)>,
+) -> impl Iterator<Item = i64> + 'a {
+    due_minutes(&scheduled.schedule, from, to)
+        .filter(|minute| !fired.contains(&(scheduled.key.clone(), *minute)))
+}
+
 /// The unfired ticks of `scheduled` from `from` up to, not including, `until`.
 fn skipped_ticks(
     scheduled: &Scheduled,
@@ -391,10 +401,7 @@ fn skipped_ticks(
     }
     let mut count = 0;
     let mut latest = None;
-    for minute in due_minutes(&scheduled.schedule, from, until - 60) {
-        if fired.contains(&(scheduled.key.clone(), minute)) {
-            continue;
-        }
+    for minute in unfired(scheduled, from, until - 60, fired) {
         count += 1;
         latest = Some(minute);
         if count == SKIPPED_COUNT_CAP {

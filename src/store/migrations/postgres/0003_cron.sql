@@ -24,8 +24,8 @@ CREATE TABLE cron_schedules (
     PRIMARY KEY (repo, workflow, cron)
 );
 
--- The last minute the cron looked at (one row): what it finds later than an hour after
--- it was missed while the farm was down, and is logged as skipped.
+-- The last minute the cron looked at (one row): at the next tick, the ticks between it
+-- and an hour ago were missed too long ago, and are logged as skipped.
 CREATE TABLE cron_state (
     id           BIGINT PRIMARY KEY CHECK (id = 1),
     last_tick_at BIGINT NOT NULL        -- unix milliseconds of a minute
