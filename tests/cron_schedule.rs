@@ -364,3 +364,30 @@ async fn ticks_run_once_across_a_restart_on_postgres() {
     assert_eq!(farm.store.runs().await.unwrap().len(), 4);
     farm.store.close().await;
 }
+
+/// `metalfarm serve` runs the cron on the real clock: it ticks at start, so an
+/// every-minute schedule shows up on the forge at once, as a check run on the default
+/// branch's head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_schedules_on_the_real_clock() {
+    let (private, public) = app_key_pair();
+    let forge = TestForge::start(public).await;
+    forge.set_default_branch(REPO, "master");
+    forge.set_ref(REPO, "master", SHA1);
+    // The workflow is in place before the first tick, at start.
+    let workflows = tempfile::tempdir().unwrap();
+    let minutely = SANITY.replace("*/15 * * * *", "* * * * *");
+    std::fs::write(workflows.path().join("minutely.yml"), minutely).unwrap();
+    let repos =
+        format!("[[repo]]\nname = \"{REPO}\"\nworkflows = [\"{}/*.yml\"]\n", workflows.path().display());
+    let server = common::farm::FarmServer::start_reporting(&forge.api_url(), &private, &repos);
+    forge.wait_for("a scheduled check run", |runs| !runs.is_empty()).await;
+
+    let run = &forge.check_runs()[0];
+    assert_eq!((run.name.as_str(), run.head_sha.as_str()), ("Sanity / sanity", SHA1));
+    let store = server.store().await;
+    let runs = store.runs().await.unwrap();
+    assert!(!runs.is_empty() && runs.iter().all(|r| r.event == "schedule"), "{runs:?}");
+    store.close().await;
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
