@@ -344,8 +344,10 @@ async fn the_repositorys_own_workflows_run_on_schedule_from_the_default_branch()
     assert_eq!(lab.forge.violations(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn ticks_run_once_across_a_restart_on_postgres() {
+/// PostgreSQL is how farms scale out: two farms on one database, ticking the same
+/// minutes at the same time, run each tick once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_run_once_across_restarts_and_farms_on_postgres() {
     let pg = common::postgres::Postgres::start();
     let lab = Lab::start(Some(pg.url())).await;
     let farm = lab.farm().await;
@@ -361,8 +363,19 @@ async fn ticks_run_once_across_a_restart_on_postgres() {
         fired(&back),
         [tick("sanity", "06:15", SHA1), tick("sanity", "06:30", SHA1), tick("stable", "06:30", SHA1)]
     );
-    assert_eq!(farm.store.runs().await.unwrap().len(), 4);
+
+    let other = lab.farm().await;
+    let mut other_cron = Cron::new();
+    for now in minutes((6, 44), (6, 46)) {
+        let (a, b) = tokio::join!(cron.tick(&farm, now), other_cron.tick(&other, now));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let both: Vec<_> = fired(&a).into_iter().chain(fired(&b)).collect();
+        let want = if now.minute() == 45 { vec![tick("sanity", "06:45", SHA1)] } else { vec![] };
+        assert_eq!(both, want, "{now}");
+    }
+    assert_eq!(farm.store.runs().await.unwrap().len(), 5);
     farm.store.close().await;
+    other.store.close().await;
 }
 
 /// `metalfarm serve` runs the cron on the real clock: it ticks at start, so an
