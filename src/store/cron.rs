@@ -95,7 +95,7 @@ impl Store {
         .bind(&key.workflow)
         .bind(&key.cron)
         .bind(first_seen_at)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -115,7 +115,7 @@ impl Store {
              SET last_tick_at = excluded.last_tick_at WHERE cron_state.last_tick_at < excluded.last_tick_at",
         )
         .bind(tick_at)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -135,7 +135,7 @@ impl Tx {
         fired_at: i64,
     ) -> Result<bool, StoreError> {
         let stored =
-            insert_delivery_in(&mut *self.tx, delivery_id, "schedule", &payload.to_string(), now_ms())
+            insert_delivery_in(self.conn().await?, delivery_id, "schedule", &payload.to_string(), now_ms())
                 .await?;
         if stored == DeliveryInsert::Duplicate {
             return Ok(false);
@@ -150,7 +150,7 @@ impl Tx {
         .bind(tick_at)
         .bind(delivery_id)
         .bind(fired_at)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await?
         .rows_affected()
             == 1;

@@ -38,7 +38,7 @@ pub(super) async fn applied(store: &Store) -> Result<i64, StoreError> {
 
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     store
-        .pool()
+        .writes()
         .execute(
             "CREATE TABLE IF NOT EXISTS metalfarm_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -50,7 +50,7 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
             Backend::Postgres => migration.postgres,
         };
         let apply = async {
-            let mut tx = store.pool().begin().await?;
+            let mut tx = store.writes().begin().await?;
             tx.execute(sql).await?;
             sqlx::query("INSERT INTO metalfarm_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(migration.version)
