@@ -3,6 +3,7 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod hosts;
 pub mod reporter;
 pub mod rerun;
 pub mod start;

@@ -7,6 +7,7 @@
 //! of `impl Store` methods, as thin as the SQL they wrap.
 
 mod deliveries;
+mod hosts;
 mod migrate;
 mod outbox;
 mod runs;
