@@ -225,6 +225,7 @@ async fn changes_need_the_admin_token() {
         ("PATCH", &server.url("/api/v1/hosts/nope"), lock, 404, "no host named `nope`"),
         ("DELETE", &server.url("/api/v1/hosts/nope"), "", 404, "no host named `nope`"),
         ("POST", &server.url("/api/v1/nothing-here"), "{}", 404, "no such API endpoint"),
+        ("PUT", hosts.as_str(), "{}", 405, "does not take that method"),
     ];
     for (method, url, body, want_status, want_text) in cases {
         let (status, _, answer) = call(method, url, Some(&token), Some(body)).await;
@@ -283,6 +284,16 @@ async fn the_openapi_document_describes_the_api() {
         );
     }
     assert_eq!(doc["components"]["securitySchemes"]["admin_token"]["scheme"], "bearer");
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values().map(|op| op["operationId"].as_str().unwrap()))
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
 
     // Every reference points at a schema the document defines.
     let text = answer.body.as_str();
@@ -298,4 +309,72 @@ async fn the_openapi_document_describes_the_api() {
         doc["components"]["schemas"]["HostState"]["enum"],
         json!(["ready", "leased", "repairing", "broken", "maintenance"])
     );
+}
+
+/// The same SQL on PostgreSQL: config sync, compare-and-set changes, history, leases.
+#[tokio::test]
+async fn the_inventory_works_the_same_on_postgres() {
+    use metalfarm::config::{Arch, HostConfig};
+    use metalfarm::farm::hosts::{HostSpec, HostState, Inventory};
+    use metalfarm::store::{Approval, JobStatus, NewJob, NewRun, Store};
+
+    let pg = common::postgres::Postgres::start();
+    let store = Store::open(&pg.url()).await.expect("open on PostgreSQL");
+    let inventory = Inventory::new(store.clone());
+    let config = HostConfig {
+        name: "foo-amd.example.com".into(),
+        labels: vec!["amd64".into()],
+        address: None,
+        port: 22,
+        cobbler_system: None,
+        arch: Arch::X64,
+    };
+    inventory.sync_config(std::slice::from_ref(&config)).await.unwrap();
+    inventory.add(&HostSpec { name: "lab-7".into(), ..HostSpec::default() }).await.unwrap();
+    assert_eq!(inventory.lock("foo-amd.example.com", "disk").await.unwrap().state, HostState::Maintenance);
+    assert_eq!(inventory.unlock("foo-amd.example.com").await.unwrap().state, HostState::Ready);
+
+    let mut tx = store.begin().await.unwrap();
+    let run = tx
+        .insert_run(&NewRun {
+            repo: "lab/qemu",
+            workflow: "workflows/ci.yml",
+            workflow_name: "CI",
+            event: "push",
+            delivery_id: None,
+            installation_id: None,
+            head_sha: "abc",
+            check_sha: "abc",
+            git_ref: "refs/heads/master",
+            attempt_of: None,
+            fork: false,
+            approval: Approval::None,
+        })
+        .await
+        .unwrap();
+    let job = NewJob {
+        job_key: "build",
+        name: "build",
+        runs_on: &["amd64".to_owned()],
+        needs: &[],
+        matrix: None,
+        condition: "",
+        concurrency: None,
+        status: JobStatus::Queued,
+    };
+    let job = tx.insert_job(run.run_id, &job).await.unwrap();
+    tx.commit().await.unwrap();
+    let host = inventory.lease("foo-amd.example.com", job, 5_000).await.unwrap();
+    assert_eq!((host.state, host.job_id), (HostState::Leased, Some(job)));
+    assert_eq!(inventory.expired_leases(6_000).await.unwrap().len(), 1);
+    assert_eq!(inventory.release("foo-amd.example.com", job).await.unwrap().state, HostState::Ready);
+    let history = inventory.history("foo-amd.example.com", 10).await.unwrap();
+    assert_eq!(history.len(), 5, "{history:?}");
+
+    // The config is applied again at the next start; a host that left it goes.
+    let hosts = inventory.sync_config(&[]).await.unwrap();
+    assert_eq!(hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), ["lab-7"]);
+    inventory.remove("lab-7").await.unwrap();
+    assert!(inventory.list().await.unwrap().is_empty());
+    store.close().await;
 }

@@ -1069,6 +1069,13 @@ mod tests {
         assert_eq!(history.len(), 1, "a description change is no transition: {history:?}");
         assert_eq!((history[0].from, history[0].to, history[0].actor.as_str()), (None, Ready, "config"));
 
+        // A busy host that left the config stays until it is idle, as an API host.
+        let job = job(&inventory.store).await;
+        inventory.lease("a", job, 1_000).await.unwrap();
+        let hosts = inventory.sync_config(&[]).await.unwrap();
+        let kept: Vec<_> = hosts.iter().map(|h| (h.name.as_str(), h.source, h.state)).collect();
+        assert_eq!(kept, [("a", HostSource::Api, Leased), ("c", HostSource::Api, Ready)]);
+
         let err = inventory.sync_config(&[config_host("bad name", &[])]).await.unwrap_err();
         assert!(err.to_string().starts_with("config: host `bad name`: "), "{err}");
     }

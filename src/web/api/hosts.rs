@@ -159,7 +159,10 @@ pub struct Lock {
 }
 
 /// Lists the hosts, by name.
-#[utoipa::path(get, path = "/hosts", tag = "hosts", responses((status = 200, body = [HostView])))]
+#[utoipa::path(
+    get, path = "/hosts", tag = "hosts", operation_id = "list_hosts",
+    responses((status = 200, body = [HostView], description = "Every host"))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, ApiError> {
     let hosts = state.inventory.list().await?;
     Ok(Json(hosts.iter().map(HostView::new).collect()))
@@ -167,7 +170,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, ApiE
 
 /// Adds a host, ready.
 #[utoipa::path(
-    post, path = "/hosts", tag = "hosts", request_body = NewHost,
+    post, path = "/hosts", tag = "hosts", operation_id = "add_host", request_body = NewHost,
     security(("admin_token" = [])),
     responses(
         (status = 201, body = HostView, description = "Added"),
@@ -194,9 +197,12 @@ async fn add(
 
 /// One host, with its latest history.
 #[utoipa::path(
-    get, path = "/hosts/{name}", tag = "hosts",
+    get, path = "/hosts/{name}", tag = "hosts", operation_id = "show_host",
     params(("name" = String, Path, description = "The host's name")),
-    responses((status = 200, body = HostView), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = HostView, description = "The host and its latest history"),
+        (status = 404, body = ErrorBody, description = "No such host"),
+    )
 )]
 async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<HostView>, ApiError> {
     let host = state.inventory.get(&name).await?;
@@ -209,12 +215,12 @@ async fn show(State(state): State<AppState>, Path(name): Path<String>) -> Result
 
 /// Changes a host's description, or locks or unlocks it.
 #[utoipa::path(
-    patch, path = "/hosts/{name}", tag = "hosts", request_body = HostPatch,
+    patch, path = "/hosts/{name}", tag = "hosts", operation_id = "edit_host", request_body = HostPatch,
     params(("name" = String, Path, description = "The host's name")),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = HostView, description = "The host as it now is"),
-        (status = 404, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such host"),
         (status = 409, body = ErrorBody, description = "Not allowed in its state, or a host of the config file"),
         (status = 422, body = ErrorBody, description = "A field is not valid, or nothing to change"),
     )
@@ -256,12 +262,12 @@ async fn edit(
 
 /// Removes a host added through the API; it must not be leased or being repaired.
 #[utoipa::path(
-    delete, path = "/hosts/{name}", tag = "hosts",
+    delete, path = "/hosts/{name}", tag = "hosts", operation_id = "remove_host",
     params(("name" = String, Path, description = "The host's name")),
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "No such host"),
         (status = 409, body = ErrorBody, description = "A host of the config file, or busy"),
     )
 )]

@@ -53,7 +53,10 @@ impl LabelView {
 }
 
 /// Lists the labels, by name.
-#[utoipa::path(get, path = "/labels", tag = "labels", responses((status = 200, body = [LabelView])))]
+#[utoipa::path(
+    get, path = "/labels", tag = "labels", operation_id = "list_labels",
+    responses((status = 200, body = [LabelView], description = "Every label, the implicit ones included"))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<LabelView>>, ApiError> {
     let counts = state.inventory.label_counts().await?;
     Ok(Json(counts.iter().map(LabelView::new).collect()))

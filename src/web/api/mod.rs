@@ -3,8 +3,9 @@
 //!
 //! One file per resource (`hosts.rs`, `labels.rs`, …), each with a `routes()` that
 //! lists its handlers. To add an endpoint: write the handler with a
-//! `#[utoipa::path(...)]` attribute (method, path relative to `/api/v1`, responses;
-//! `security(("admin_token" = []))` when it changes anything) and add it to its file's
+//! `#[utoipa::path(...)]` attribute (method, path relative to `/api/v1`, a unique
+//! `operation_id`, responses; `security(("admin_token" = []))` when it changes
+//! anything) and add it to its file's
 //! `routes()` with `routes!(…)` (handlers of one path share one `routes!`); a new
 //! resource file is merged in [`router`]. Handlers return `Result<_, ApiError>`, read
 //! bodies with [`JsonBody`] and turn library errors into [`ApiError`] with `From`.
@@ -86,6 +87,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
+        })
         .layer(axum::middleware::from_fn_with_state(state, auth::require_admin_for_changes))
 }
 
