@@ -10,8 +10,9 @@
 //! job ends, whichever way it ends. Everything else takes effect at once.
 //!
 //! [`Inventory`] is the service over the store: every method that changes a host
-//! returns it as it now is, so the caller (the API, the scheduler's driver) can tell
-//! the scheduler whether the host is available. Changes are compare-and-set on the
+//! returns it as it now is, and [`Inventory::subscribe`] hears of every change, so the
+//! scheduler's driver learns whether a host is available (`ready`), whoever changed
+//! it (the API, the config, the farm). Changes are compare-and-set on the
 //! host's version, so two controllers (PostgreSQL) or two requests never overwrite
 //! each other's change; each state change is recorded in the host's history in the
 //! same transaction.
@@ -20,6 +21,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::config::{Arch, HostConfig};
 use crate::store::{now_ms, Store, StoreError};
@@ -365,18 +367,36 @@ pub enum InventoryError {
     Store(#[from] StoreError),
 }
 
-/// The inventory service: hosts in the store and the rules for changing them.
+/// What the scheduler hears about: a host as it now is after a change, or its removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    Changed(Host),
+    Removed(String),
+}
+
+/// The inventory service: hosts in the store and the rules for changing them. Make
+/// one and clone it: the clones share the stream of [`HostEvent`]s.
 #[derive(Debug, Clone)]
 pub struct Inventory {
     store: Store,
+    events: broadcast::Sender<HostEvent>,
 }
+
+/// Events a slow subscriber may fall behind by before it is told it lagged.
+const EVENTS_BUFFERED: usize = 1024;
 
 /// Tries of a compare-and-set change before giving up.
 const CHANGE_TRIES: usize = 8;
 
 impl Inventory {
     pub fn new(store: Store) -> Inventory {
-        Inventory { store }
+        Inventory { store, events: broadcast::channel(EVENTS_BUFFERED).0 }
+    }
+
+    /// Every change made through this inventory (or a clone) from now on, whoever made
+    /// it: the API, the config, the farm. A receiver that lagged re-reads [`Inventory::list`].
+    pub fn subscribe(&self) -> broadcast::Receiver<HostEvent> {
+        self.events.subscribe()
     }
 
     pub async fn list(&self) -> Result<Vec<Host>, InventoryError> {
@@ -417,7 +437,7 @@ impl Inventory {
                 other => other,
             })?;
             names.insert(wanted.name.clone());
-            self.change(&wanted.name.clone(), Actor::Config, Some(&wanted), |current| {
+            self.change(&wanted.name, Actor::Config, Some(&wanted), |current| {
                 let Some(current) = current else {
                     return Ok(Change::Insert("added from the config file".into()));
                 };
@@ -458,21 +478,13 @@ impl Inventory {
 
     /// Adds a host through the API, `ready`.
     pub async fn add(&self, spec: &HostSpec) -> Result<Host, InventoryError> {
-        let host = describe(spec)?;
-        let mut host = Host { source: HostSource::Api, ..host };
-        host.created_at = now_ms();
-        host.updated_at = host.created_at;
-        let entry = HostHistoryEntry {
-            at: host.created_at,
-            from: None,
-            to: HostState::Ready,
-            reason: "added".into(),
-            actor: Actor::Admin.as_str().into(),
-        };
-        if !self.store.insert_host(&host, &entry).await? {
-            return Err(InventoryError::Exists(host.name));
-        }
-        self.get(&host.name).await
+        let host = Host { source: HostSource::Api, ..describe(spec)? };
+        self.change(&host.name, Actor::Admin, Some(&host), |current| match current {
+            Some(_) => Err(InventoryError::Exists(host.name.clone())),
+            None => Ok(Change::Insert("added".into())),
+        })
+        .await?
+        .ok_or_else(|| InventoryError::NotFound(host.name.clone()))
     }
 
     /// Changes an API host's description; a config host's is edited in the config file.
@@ -715,6 +727,9 @@ impl Inventory {
                 Change::Delete => {
                     let version = current.as_ref().map_or(0, |h| h.version);
                     if self.store.delete_host(name, version).await? {
+                        tracing::debug!(host = name, actor = actor.as_str(), "host removed");
+                        // No subscriber is fine: nothing to tell.
+                        let _ = self.events.send(HostEvent::Removed(name.to_owned()));
                         return Ok(None);
                     }
                     false
@@ -724,6 +739,7 @@ impl Inventory {
                 let host = self.store.host(name).await?;
                 if let Some(host) = &host {
                     tracing::debug!(host = %host.name, state = %host.state, actor = actor.as_str(), "host changed");
+                    let _ = self.events.send(HostEvent::Changed(host.clone()));
                 }
                 return Ok(host);
             }
@@ -1101,7 +1117,9 @@ mod tests {
             .await
             .unwrap();
         let job = job(&inventory.store).await;
+        let mut events = inventory.clone().subscribe();
         let host = inventory.lease("h", job, 1_000).await.unwrap();
+        assert_eq!(events.try_recv().unwrap(), HostEvent::Changed(host.clone()));
         assert_eq!((host.state, host.job_id, host.lease_expires_at), (Leased, Some(job), Some(1_000)));
         assert!(matches!(inventory.lease("h", job, 2_000).await, Err(InventoryError::Refused { .. })));
         assert_eq!(inventory.expired_leases(999).await.unwrap().len(), 0);
@@ -1149,6 +1167,11 @@ mod tests {
         );
         inventory.remove("h").await.unwrap();
         assert!(inventory.list().await.unwrap().is_empty());
+        let mut last = None;
+        while let Ok(event) = events.try_recv() {
+            last = Some(event);
+        }
+        assert_eq!(last, Some(HostEvent::Removed("h".into())));
     }
 
     #[tokio::test]
