@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use tokio::sync::Notify;
-
 use crate::config::Config;
 use crate::farm::hosts::Inventory;
 use crate::farm::Farm;
@@ -77,15 +75,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if forge.is_none() {
         tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
     }
-    let farm = Arc::new(Farm {
-        config: Arc::new(config),
-        store: store.clone(),
-        deliveries_waiting: Arc::new(Notify::new()),
-        outbox_waiting: Arc::new(Notify::new()),
-        forge: forge.clone(),
-    });
+    let farm = Arc::new(Farm::new(config, store.clone(), forge.clone()));
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
+    let cron = tokio::spawn(crate::farm::cron::run_forever(farm.clone()));
 
     let app = router(AppState {
         store: store.clone(),
@@ -104,6 +97,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     processor.abort();
+    cron.abort();
     if let Some(reporter) = reporter {
         reporter.abort();
     }

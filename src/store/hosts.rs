@@ -29,7 +29,7 @@ impl Store {
 
     /// Adds `host` and the first entry of its history; false when the name is taken.
     pub async fn insert_host(&self, host: &Host, entry: &HostHistoryEntry) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writes().begin().await?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO hosts ({HOST_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15) \
@@ -68,7 +68,7 @@ impl Store {
         host: &Host,
         entry: Option<&HostHistoryEntry>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writes().begin().await?;
         let updated = sqlx::query(
             "UPDATE hosts SET address = $1, port = $2, cobbler_system = $3, arch = $4, labels = $5, source = $6, \
              state = $7, state_reason = $8, pending_lock = $9, consecutive_failures = $10, job_id = $11, \
@@ -109,7 +109,7 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM hosts WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(version)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         Ok(deleted == 1)
