@@ -8,9 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::farm::hosts::Inventory;
 use crate::farm::Farm;
 use crate::forge::app::GithubApp;
 use crate::store::Store;
+use crate::web::api::AdminToken;
 use crate::web::{router, AppState};
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +54,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.server.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.server.data_dir.display()))?;
     ensure_admin_token(&config.server.admin_token_file)?;
+    let admin_token = AdminToken::new(&read_secret(&config.server.admin_token_file)?);
+    if admin_token.is_none() {
+        tracing::warn!("server.admin_token_file is empty: changes through the API will be refused");
+    }
     let webhook_secret = match &config.forge.webhook_secret_file {
         Some(path) => Some(Arc::<[u8]>::from(read_secret(path)?.into_bytes())),
         None => {
@@ -60,6 +66,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
+    let inventory = Inventory::new(store.clone());
+    let hosts =
+        inventory.sync_config(&config.hosts).await.context("cannot apply the config's [[host]] entries")?;
+    tracing::info!(hosts = hosts.len(), "inventory loaded");
     let listen = config.server.listen;
     let forge = github_app(&config)?.map(Arc::new);
     if forge.is_none() {
@@ -74,6 +84,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         webhook_secret,
         deliveries_waiting: farm.deliveries_waiting.clone(),
+        inventory,
+        admin_token,
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

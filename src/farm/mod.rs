@@ -4,6 +4,7 @@
 pub mod cron;
 pub mod deliveries;
 pub mod events;
+pub mod hosts;
 pub mod reporter;
 pub mod rerun;
 pub mod start;

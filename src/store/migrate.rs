@@ -18,6 +18,11 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("migrations/postgres/0001_initial.sql"),
     },
     Migration {
+        version: 2,
+        sqlite: include_str!("migrations/sqlite/0002_hosts.sql"),
+        postgres: include_str!("migrations/postgres/0002_hosts.sql"),
+    },
+    Migration {
         version: 3,
         sqlite: include_str!("migrations/sqlite/0003_cron.sql"),
         postgres: include_str!("migrations/postgres/0003_cron.sql"),

@@ -8,6 +8,7 @@
 
 mod cron;
 mod deliveries;
+mod hosts;
 mod migrate;
 mod outbox;
 mod runs;
