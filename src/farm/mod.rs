@@ -5,6 +5,7 @@ pub mod deliveries;
 pub mod events;
 pub mod reporter;
 pub mod rerun;
+pub mod scheduler;
 pub mod start;
 pub mod workflows;
 
