@@ -349,6 +349,7 @@ async fn the_inventory_works_the_same_on_postgres() {
             attempt_of: None,
             fork: false,
             approval: Approval::None,
+            priority: 0,
         })
         .await
         .unwrap();
@@ -361,6 +362,8 @@ async fn the_inventory_works_the_same_on_postgres() {
         condition: "",
         concurrency: None,
         status: JobStatus::Queued,
+        cancel_in_progress: false,
+        strategy: None,
     };
     let job = tx.insert_job(run.run_id, &job).await.unwrap();
     tx.commit().await.unwrap();

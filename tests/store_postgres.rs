@@ -27,6 +27,7 @@ async fn the_store_works_the_same_on_postgres() {
         attempt_of: None,
         fork: false,
         approval: Approval::None,
+        priority: 0,
     };
     let mut tx = store.begin().await.unwrap();
     let first = tx.insert_run(&run).await.unwrap();

@@ -334,6 +334,7 @@ async fn fire(
         delivery_id: Some(&delivery_id),
         check_sha: &head.sha,
         attempt_of: None,
+        priority: 0,
     };
     let event = Event::new("schedule", payload);
     let started = start_runs(&mut tx, &event, &origin, std::slice::from_ref(&scheduled.file)).await?;

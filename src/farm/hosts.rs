@@ -1038,6 +1038,7 @@ mod tests {
                 attempt_of: None,
                 fork: false,
                 approval: Approval::None,
+                priority: 0,
             })
             .await
             .unwrap();
@@ -1053,6 +1054,8 @@ mod tests {
                     condition: "",
                     concurrency: None,
                     status: JobStatus::Queued,
+                    cancel_in_progress: false,
+                    strategy: None,
                 },
             )
             .await

@@ -34,6 +34,7 @@ pub async fn rerun(farm: &Farm, tx: &mut Tx, run: &RunRow) -> Result<String, Sto
         delivery_id: Some(original),
         check_sha: &run.head_sha,
         attempt_of: Some(run.run_number),
+        priority: 0,
     };
     // A fork's run stays a fork's run: no secrets, and still waiting if never approved.
     let trust = Trust { fork: run.fork, approval: run.approval };

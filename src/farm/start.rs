@@ -29,6 +29,8 @@ pub struct EventOrigin<'a> {
     pub check_sha: &'a str,
     /// For a re-run: the run number whose next attempt this is.
     pub attempt_of: Option<i64>,
+    /// The runs' priority: higher runs first; 0 unless an admin asked for more.
+    pub priority: i32,
 }
 
 /// How far the farm trusts the runs an event starts.
@@ -116,6 +118,7 @@ pub async fn start_runs_with(
                 attempt_of: origin.attempt_of,
                 fork: trust.fork,
                 approval: trust.approval,
+                priority: origin.priority,
             })
             .await?;
         started.runs += 1;
@@ -161,6 +164,10 @@ pub async fn start_runs_with(
                         condition: &job.if_,
                         concurrency: job.concurrency.as_ref().map(|c| c.group.as_str()),
                         status: if awaiting_approval { JobStatus::Waiting } else { JobStatus::Queued },
+                        cancel_in_progress: job.concurrency.as_ref().is_some_and(|c| {
+                            c.cancel_in_progress == crate::workflow::expr::Value::Bool(true)
+                        }),
+                        strategy: job.strategy,
                     },
                 )
                 .await?;
@@ -253,6 +260,7 @@ async fn record_invalid_file(
             // Nothing of it runs, so there is nothing to approve.
             fork: trust.fork,
             approval: Approval::None,
+            priority: origin.priority,
         })
         .await?;
     tx.finish_run_setup(ids.run_id, &file.path, Some("failure")).await?;

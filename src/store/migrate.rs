@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0003_cron.sql"),
         postgres: include_str!("migrations/postgres/0003_cron.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("migrations/sqlite/0004_scheduling.sql"),
+        postgres: include_str!("migrations/postgres/0004_scheduling.sql"),
+    },
 ];
 
 #[cfg(test)]

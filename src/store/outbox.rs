@@ -174,6 +174,7 @@ mod tests {
             attempt_of: None,
             fork: false,
             approval: Default::default(),
+            priority: 0,
         };
         let ids = tx.insert_run(&run).await.unwrap();
         assert_eq!(ids.run_number, 1);

@@ -30,6 +30,8 @@ pub struct NewRun<'a> {
     /// From a fork: its jobs never get secrets.
     pub fork: bool,
     pub approval: Approval,
+    /// Higher runs first (dispatch and re-runs may raise it); 0 normally.
+    pub priority: i32,
 }
 
 /// Whether a run may reach a host: a fork's run whose author lacks write access waits
@@ -82,6 +84,10 @@ pub struct NewJob<'a> {
     pub condition: &'a str,
     pub concurrency: Option<&'a str>,
     pub status: JobStatus,
+    /// Its concurrency group's `cancel-in-progress`.
+    pub cancel_in_progress: bool,
+    /// For one combination of a matrix: the matrix's strategy.
+    pub strategy: Option<crate::workflow::plan::StrategyPlan>,
 }
 
 /// Where a job is in its life. Hosts and execution add the states between.
@@ -213,8 +219,8 @@ impl Tx {
         };
         let row = sqlx::query(
             "INSERT INTO runs (repo, workflow, workflow_name, run_number, run_attempt, event, delivery_id, \
-             installation_id, head_sha, check_sha, git_ref, run_name, status, fork, approval, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15) RETURNING id",
+             installation_id, head_sha, check_sha, git_ref, run_name, status, fork, approval, priority, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15, $16) RETURNING id",
         )
         .bind(run.repo)
         .bind(run.workflow)
@@ -230,6 +236,7 @@ impl Tx {
         .bind(run.workflow_name)
         .bind(i64::from(run.fork))
         .bind(run.approval.as_str())
+        .bind(i64::from(run.priority))
         .bind(now_ms())
         .fetch_one(self.conn().await?)
         .await?;
@@ -258,8 +265,9 @@ impl Tx {
     pub async fn insert_job(&mut self, run_id: i64, job: &NewJob<'_>) -> Result<i64, StoreError> {
         let json = |labels: &[String]| serde_json::to_string(labels).expect("string lists serialise");
         let row = sqlx::query(
-            "INSERT INTO jobs (run_id, job_key, name, runs_on, needs, matrix, condition, concurrency, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO jobs (run_id, job_key, name, runs_on, needs, matrix, condition, concurrency, status, \
+             cancel_in_progress, fail_fast, max_parallel, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(run_id)
         .bind(job.job_key)
@@ -270,6 +278,9 @@ impl Tx {
         .bind(job.condition)
         .bind(job.concurrency)
         .bind(job.status.as_str())
+        .bind(i64::from(job.cancel_in_progress))
+        .bind(job.strategy.map(|s| i64::from(s.fail_fast)))
+        .bind(job.strategy.and_then(|s| s.max_parallel).map(i64::from))
         .bind(now_ms())
         .fetch_one(self.conn().await?)
         .await?;
@@ -536,6 +547,7 @@ mod tests {
                 attempt_of: None,
                 fork: true,
                 approval: Approval::Required,
+                priority: 0,
             })
             .await
             .unwrap();
@@ -550,6 +562,8 @@ mod tests {
             condition: "",
             concurrency: None,
             status: JobStatus::Waiting,
+            cancel_in_progress: false,
+            strategy: None,
         };
         let build = tx.insert_job(ids.run_id, &job("build")).await.unwrap();
         let check = tx

@@ -32,6 +32,7 @@ pub(super) async fn handle(
         delivery_id: Some(delivery.id),
         check_sha: head_sha,
         attempt_of: None,
+        priority: 0,
     };
     // The forge is asked before anything is written, so a postponed delivery holds no lock.
     let (trust, gate) = if is_from_fork(payload, repo) {

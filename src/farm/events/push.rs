@@ -28,6 +28,7 @@ pub(super) async fn handle(
         delivery_id: Some(delivery.id),
         check_sha: sha,
         attempt_of: None,
+        priority: 0,
     };
     let files = event_workflows(farm, repo, origin.installation_id, sha).await?;
     Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())

@@ -47,6 +47,7 @@ pub(super) async fn handle(
         delivery_id: Some(delivery.id),
         check_sha: &sha,
         attempt_of: None,
+        priority: 0,
     };
     let files = farm_workflows(&farm.config, repo);
     Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
