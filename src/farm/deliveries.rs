@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value as Json;
 use tracing::Instrument;
 
 use super::events::{self, Delivered, HandlerError};
@@ -58,10 +57,13 @@ pub async fn process_pending(farm: &Farm) -> Result<usize, StoreError> {
 /// Processes one delivery; `None` when it was postponed (the forge is unavailable).
 async fn process(farm: &Farm, delivery: &Delivery) -> Result<Option<String>, StoreError> {
     let mut tx = farm.store.begin().await?;
-    let outcome = match serde_json::from_str::<Json>(&delivery.body) {
-        Err(err) => format!("unreadable payload: {err}"),
-        Ok(payload) => {
-            let delivered = Delivered { id: &delivery.id, event: &delivery.event, payload };
+    let outcome = match Delivered::read(delivery) {
+        // Done, with why (the span names the delivery): never retried, never lost silently.
+        Err(err) => {
+            tracing::warn!(%err, "unreadable webhook delivery");
+            format!("unreadable payload: {err}")
+        }
+        Ok(delivered) => {
             match events::handle(farm, &mut tx, delivered).await {
                 Ok(outcome) | Err(HandlerError::Nothing(outcome)) => outcome,
                 Err(HandlerError::Store(err)) => return Err(err),

@@ -1,10 +1,14 @@
-//! Webhook deliveries: is this one really from the forge, and what kind is it.
+//! Webhook deliveries: is this one really from the forge, what kind is it, and what
+//! does it say, as octocrab's typed event.
 //!
-//! Verification is all this module does at receive time; turning a delivery into
-//! runs happens later, from the store (see `farm::deliveries`), so the forge gets its
-//! answer fast and a crash after the answer loses nothing.
+//! Verification is all this module does at receive time; reading a delivery as its
+//! event and turning it into runs happen later, from the store (see
+//! `farm::deliveries`), so the forge gets its answer fast and a crash after the answer
+//! loses nothing.
 
 use hmac::{Hmac, KeyInit, Mac};
+use octocrab::models::webhook_events::WebhookEvent;
+use serde_json::error::Category;
 use sha2::Sha256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +69,31 @@ pub const HANDLED_EVENTS: &[&str] = &[
 
 pub fn is_handled(event: &str) -> bool {
     HANDLED_EVENTS.contains(&event)
+}
+
+/// Why a stored delivery cannot be read as the event it says it is.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not what octocrab's model of the event expects (a missing or
+    /// mistyped field, an action it does not know).
+    #[error("not a `{event}` event as octocrab reads it: {source}")]
+    Unexpected {
+        event: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads a stored delivery, its `X-GitHub-Event` name and its raw body, as octocrab's
+/// typed event. The raw body stays the event's truth for workflows (`github.event`
+/// holds it as sent); the typed event is what the farm's handlers read.
+pub fn parse_event(event: &str, body: &str) -> Result<WebhookEvent, PayloadError> {
+    WebhookEvent::try_from_header_and_body(event, body).map_err(|source| match source.classify() {
+        Category::Data => PayloadError::Unexpected { event: event.to_owned(), source },
+        Category::Syntax | Category::Eof | Category::Io => PayloadError::NotJson(source),
+    })
 }
 
 #[cfg(test)]

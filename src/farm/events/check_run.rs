@@ -7,10 +7,11 @@
 //! the forge (anyone who can see the pull request sees the button). The run's jobs are
 //! then queued and their check runs show it, in the same transaction.
 
+use octocrab::models::webhook_events::payload::{CheckRunWebhookEventAction, CheckRunWebhookEventPayload};
 use serde_json::Value as Json;
 
 use super::pull_request::write_access;
-use super::{installation_of, repo_of, Delivered, HandlerError};
+use super::{action_name, Delivered, HandlerError};
 use crate::farm::rerun::rerun;
 use crate::farm::start::{queued_state, APPROVE_ACTION};
 use crate::farm::Farm;
@@ -20,33 +21,44 @@ pub(super) async fn handle(
     farm: &Farm,
     tx: &mut Tx,
     delivery: &Delivered<'_>,
+    check_run: &CheckRunWebhookEventPayload,
 ) -> Result<String, HandlerError> {
-    let payload = &delivery.payload;
-    let action = payload.get("action").and_then(Json::as_str).unwrap_or_default();
-    match action {
-        "rerequested" => rerequested(farm, tx, payload).await,
-        "requested_action" => requested_action(farm, tx, payload).await,
-        other => Ok(format!("check_run {other}: nothing to do")),
+    match check_run.action {
+        CheckRunWebhookEventAction::Rerequested => rerequested(farm, tx, delivery, check_run).await,
+        CheckRunWebhookEventAction::RequestedAction => requested_action(farm, tx, delivery, check_run).await,
+        ref other => Ok(format!("check_run {}: nothing to do", action_name(other))),
     }
 }
 
-async fn rerequested(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
-    let repo = repo_of(payload)?;
-    match run_of_check_run(farm, repo, payload).await? {
+async fn rerequested(
+    farm: &Farm,
+    tx: &mut Tx,
+    delivery: &Delivered<'_>,
+    check_run: &CheckRunWebhookEventPayload,
+) -> Result<String, HandlerError> {
+    let repo = delivery.repo()?;
+    match run_of_check_run(farm, repo, check_run).await? {
         Ok(run) => Ok(rerun(farm, tx, &run).await?),
         Err(why) => Ok(why),
     }
 }
 
-async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<String, HandlerError> {
-    let repo = repo_of(payload)?;
+async fn requested_action(
+    farm: &Farm,
+    tx: &mut Tx,
+    delivery: &Delivered<'_>,
+    check_run: &CheckRunWebhookEventPayload,
+) -> Result<String, HandlerError> {
+    let repo = delivery.repo()?;
+    // octocrab's model of the event has no `requested_action` (the button pressed):
+    // read it from the payload as sent.
     let identifier =
-        payload.pointer("/requested_action/identifier").and_then(Json::as_str).unwrap_or_default();
+        delivery.payload.pointer("/requested_action/identifier").and_then(Json::as_str).unwrap_or_default();
     if identifier != APPROVE_ACTION {
         return Ok(format!("{repo}: unknown requested action `{identifier}`"));
     }
     // Read outside the transaction: it writes first, after asking the forge.
-    let run = match run_of_check_run(farm, repo, payload).await? {
+    let run = match run_of_check_run(farm, repo, check_run).await? {
         Ok(run) => run,
         Err(why) => return Ok(why),
     };
@@ -54,8 +66,8 @@ async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<St
     if run.approval != Approval::Required {
         return Ok(format!("{repo}: run {run_id} does not wait for approval ({})", run.approval.as_str()));
     }
-    let sender = payload.pointer("/sender/login").and_then(Json::as_str).unwrap_or_default();
-    let access = write_access(farm, installation_of(payload), repo, sender).await?;
+    let sender = delivery.sender();
+    let access = write_access(farm, delivery.installation_id(), repo, sender).await?;
     if !access.write {
         return Ok(format!(
             "{repo}: @{sender} ({}) may not approve run {run_id}: nothing changed",
@@ -78,18 +90,18 @@ async fn requested_action(farm: &Farm, tx: &mut Tx, payload: &Json) -> Result<St
     Ok(format!("{repo}: run {run_id} approved by @{sender}; {} check run(s) queued", check_runs.len()))
 }
 
-/// The run of the payload's check run: by the forge's id or, failing that, by its
+/// The run of the event's check run: by the forge's id or, failing that, by its
 /// `external_id` (the job id; see the reporter's links). `Err` says why there is none.
 async fn run_of_check_run(
     farm: &Farm,
     repo: &str,
-    payload: &Json,
+    check_run: &CheckRunWebhookEventPayload,
 ) -> Result<Result<RunRow, String>, StoreError> {
-    let forge_id = payload.pointer("/check_run/id").and_then(Json::as_i64);
-    let job_id = payload
-        .pointer("/check_run/external_id")
-        .and_then(Json::as_str)
-        .and_then(|id| id.parse::<i64>().ok());
+    // octocrab (0.54) leaves the event's `check_run` untyped (a JSON value), and its
+    // REST `CheckRun` model has no `external_id`: read the two fields needed here.
+    let forge_id = check_run.check_run.get("id").and_then(Json::as_i64);
+    let job_id =
+        check_run.check_run.get("external_id").and_then(Json::as_str).and_then(|id| id.parse::<i64>().ok());
     let mut run_id = None;
     if let Some(forge_id) = forge_id {
         run_id = farm.store.run_of_forge_check_run(repo, forge_id).await?;

@@ -2,14 +2,17 @@
 //! given other repositories. Installation ids come with every event, so there is
 //! nothing to keep; the outcome records what happened, for the logs.
 
-use serde_json::Value as Json;
+use octocrab::models::webhook_events::EventInstallation;
 
-use super::{installation_of, Delivered, HandlerError};
+use super::{action_name, Delivered};
 
-pub(super) fn handle(delivery: &Delivered<'_>) -> Result<String, HandlerError> {
-    let action = delivery.payload.get("action").and_then(Json::as_str).unwrap_or("?");
-    let account =
-        delivery.payload.pointer("/installation/account/login").and_then(Json::as_str).unwrap_or("?");
-    let id = installation_of(&delivery.payload).map_or("?".to_owned(), |i| i.to_string());
-    Ok(format!("{} {action}: installation {id} of {account}", delivery.event))
+/// The outcome of either event, whose `action` is `action`.
+pub(super) fn installation(delivery: &Delivered<'_>, action: &impl serde::Serialize) -> String {
+    let id = delivery.installation_id().map_or("?".to_owned(), |id| id.to_string());
+    // These events carry the full installation, with its account.
+    let account = match &delivery.webhook.installation {
+        Some(EventInstallation::Full(installation)) => installation.account.login.as_str(),
+        _ => "?",
+    };
+    format!("{} {}: installation {id} of {account}", delivery.event, action_name(action))
 }

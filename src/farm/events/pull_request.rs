@@ -7,9 +7,10 @@
 //! Fork runs never get secrets, approved or not.
 
 use http::Method;
+use octocrab::models::webhook_events::payload::PullRequestWebhookEventPayload;
 use serde_json::Value as Json;
 
-use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
+use super::{Delivered, HandlerError};
 use crate::farm::start::{start_runs_with, EventOrigin, Trust};
 use crate::farm::workflows::event_workflows;
 use crate::farm::Farm;
@@ -20,23 +21,22 @@ pub(super) async fn handle(
     farm: &Farm,
     tx: &mut Tx,
     delivery: &Delivered<'_>,
+    pull: &PullRequestWebhookEventPayload,
 ) -> Result<String, HandlerError> {
-    let payload = &delivery.payload;
-    let repo = repo_of(payload)?;
-    let Some(head_sha) = payload.pointer("/pull_request/head/sha").and_then(Json::as_str) else {
-        return Ok(format!("{repo}: pull request without a head commit"));
-    };
+    let repo = delivery.repo()?;
+    let head = &pull.pull_request.head;
     let origin = EventOrigin {
         repo,
-        installation_id: installation_of(payload),
+        installation_id: delivery.installation_id(),
         delivery_id: Some(delivery.id),
-        check_sha: head_sha,
+        check_sha: &head.sha,
         attempt_of: None,
         priority: 0,
     };
     // The forge is asked before anything is written, so a postponed delivery holds no lock.
-    let (trust, gate) = if is_from_fork(payload, repo) {
-        let author = payload.pointer("/pull_request/user/login").and_then(Json::as_str).unwrap_or_default();
+    let head_repo = head.repo.as_ref().and_then(|head_repo| head_repo.full_name.as_deref());
+    let (trust, gate) = if is_from_fork(head_repo, repo) {
+        let author = pull.pull_request.user.as_ref().map_or("", |user| user.login.as_str());
         let access = write_access(farm, origin.installation_id, repo, author).await?;
         let approval = if access.write { Approval::None } else { Approval::Required };
         let gate = match approval {
@@ -49,15 +49,15 @@ pub(super) async fn handle(
     } else {
         (Trust::default(), String::new())
     };
-    let files = event_workflows(farm, repo, origin.installation_id, head_sha).await?;
-    let started = start_runs_with(tx, &event_of(delivery), &origin, &files, trust).await?;
+    let files = event_workflows(farm, repo, origin.installation_id, &head.sha).await?;
+    let started = start_runs_with(tx, &delivery.event(), &origin, &files, trust).await?;
     Ok(format!("{}{gate}", started.describe()))
 }
 
-/// A pull request is from a fork when its head is in another repository, or in one
-/// that no longer exists (a deleted fork).
-fn is_from_fork(payload: &Json, repo: &str) -> bool {
-    match payload.pointer("/pull_request/head/repo/full_name").and_then(Json::as_str) {
+/// A pull request is from a fork when its head (`head_repo`, the full name) is in
+/// another repository, or in one that no longer exists (a deleted fork).
+fn is_from_fork(head_repo: Option<&str>, repo: &str) -> bool {
+    match head_repo {
         Some(head_repo) => !head_repo.eq_ignore_ascii_case(repo),
         None => true,
     }
@@ -129,11 +129,10 @@ mod tests {
 
     #[test]
     fn a_fork_is_another_or_a_deleted_head_repository() {
-        let pr = |head: Json| serde_json::json!({ "pull_request": { "head": { "repo": head } } });
-        assert!(!is_from_fork(&pr(serde_json::json!({"full_name": "lab/qemu"})), "lab/qemu"));
-        assert!(!is_from_fork(&pr(serde_json::json!({"full_name": "Lab/QEMU"})), "lab/qemu"));
-        assert!(is_from_fork(&pr(serde_json::json!({"full_name": "someone/qemu"})), "lab/qemu"));
-        assert!(is_from_fork(&pr(Json::Null), "lab/qemu"));
+        assert!(!is_from_fork(Some("lab/qemu"), "lab/qemu"));
+        assert!(!is_from_fork(Some("Lab/QEMU"), "lab/qemu"));
+        assert!(is_from_fork(Some("someone/qemu"), "lab/qemu"));
+        assert!(is_from_fork(None, "lab/qemu"));
     }
 
     #[test]

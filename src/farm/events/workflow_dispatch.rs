@@ -1,10 +1,11 @@
 //! `workflow_dispatch`: a manual run of one workflow on a ref, with inputs. The payload
 //! names the ref, not the commit: the forge says which commit it points at now, and
-//! the run and its check runs use that commit.
+//! the run and its check runs use that commit. The inputs reach the workflow through
+//! the raw payload (`github.event.inputs`).
 
-use serde_json::Value as Json;
+use octocrab::models::webhook_events::payload::WorkflowDispatchWebhookEventPayload;
 
-use super::{event_of, installation_of, repo_of, Delivered, HandlerError};
+use super::{Delivered, HandlerError};
 use crate::farm::start::{start_runs, EventOrigin};
 use crate::farm::workflows::farm_workflows;
 use crate::farm::Farm;
@@ -16,17 +17,15 @@ pub(super) async fn handle(
     farm: &Farm,
     tx: &mut Tx,
     delivery: &Delivered<'_>,
+    dispatch: &WorkflowDispatchWebhookEventPayload,
 ) -> Result<String, HandlerError> {
-    let payload = &delivery.payload;
-    let repo = repo_of(payload)?;
-    let Some(git_ref) = payload.get("ref").and_then(Json::as_str) else {
-        return Ok(format!("{repo}: dispatch without a ref"));
-    };
+    let repo = delivery.repo()?;
+    let git_ref = dispatch.r#ref.as_str();
     let Some(app) = &farm.forge else {
         return Ok(format!("{repo}: no forge configured to resolve {git_ref}"));
     };
     let resolved = async {
-        let installation = match installation_of(payload) {
+        let installation = match delivery.installation_id() {
             Some(id) => id,
             None => app.installation_for_repo(repo).await?,
         };
@@ -50,5 +49,5 @@ pub(super) async fn handle(
         priority: 0,
     };
     let files = farm_workflows(&farm.config, repo);
-    Ok(start_runs(tx, &event_of(delivery), &origin, &files).await?.describe())
+    Ok(start_runs(tx, &delivery.event(), &origin, &files).await?.describe())
 }
