@@ -432,7 +432,7 @@ impl Inventory {
             let spec = HostSpec::from(config);
             let wanted = describe(&spec).map_err(|e| match e {
                 InventoryError::Invalid(msg) => {
-                    InventoryError::Invalid(format!("config: host `{}`: {msg}", config.name))
+                    InventoryError::Invalid(format!("[[host]] `{}`: {msg}", config.name))
                 }
                 other => other,
             })?;
@@ -603,6 +603,29 @@ impl Inventory {
             match host.pending_lock.take() {
                 Some(lock) => host.move_to(HostState::Maintenance, Cause::Release, &lock),
                 None => host.move_to(HostState::Ready, Cause::Release, &format!("job {job_id} ended")),
+            }
+        })
+        .await
+    }
+
+    /// Job `job_id`'s lease lapsed at `now_ms` (its holder stopped renewing it): what
+    /// ran on the host is unknown, so it is repaired (reinstalled) before another job,
+    /// without counting against the host; a pending lock takes effect instead. Refused
+    /// when the lease was renewed or ended meanwhile.
+    pub async fn recover_lease(&self, name: &str, job_id: i64, now_ms: i64) -> Result<Host, InventoryError> {
+        self.change_existing(name, Actor::Farm, |current| {
+            current.check_leased_to(job_id)?;
+            if current.lease_expires_at.is_none_or(|t| t >= now_ms) {
+                return Err(InventoryError::NotLeasedTo { host: name.to_owned(), job: job_id });
+            }
+            let mut host = current.clone();
+            host.end_lease();
+            let why = format!("the lease of job {job_id} lapsed");
+            match host.pending_lock.take() {
+                Some(lock) => {
+                    host.move_to(HostState::Maintenance, Cause::InfraFailure, &format!("{lock} ({why})"))
+                }
+                None => host.move_to(HostState::Repairing, Cause::InfraFailure, &why),
             }
         })
         .await
@@ -1093,7 +1116,7 @@ mod tests {
         assert_eq!(kept, [("a", HostSource::Api, Leased), ("c", HostSource::Api, Ready)]);
 
         let err = inventory.sync_config(&[config_host("bad name", &[])]).await.unwrap_err();
-        assert!(err.to_string().starts_with("config: host `bad name`: "), "{err}");
+        assert!(err.to_string().starts_with("[[host]] `bad name`: "), "{err}");
     }
 
     #[tokio::test]
@@ -1200,6 +1223,20 @@ mod tests {
         assert_eq!((host.state, host.consecutive_failures), (Ready, 1));
         inventory.lease("h", job, 1_000).await.unwrap();
         assert_eq!(inventory.release("h", job).await.unwrap().consecutive_failures, 0);
+
+        // A lapsed lease: repaired before the next job, not counted against the host.
+        inventory.lease("h", job, 1_000).await.unwrap();
+        assert!(matches!(
+            inventory.recover_lease("h", job, 1_000).await,
+            Err(InventoryError::NotLeasedTo { .. })
+        ));
+        let host = inventory.recover_lease("h", job, 1_001).await.unwrap();
+        assert_eq!((host.state, host.job_id, host.consecutive_failures), (Repairing, None, 0));
+        assert_eq!(host.state_reason, format!("the lease of job {job} lapsed"));
+        assert!(matches!(
+            inventory.recover_lease("h", job, 1_001).await,
+            Err(InventoryError::NotLeasedTo { .. })
+        ));
     }
 
     #[tokio::test]
