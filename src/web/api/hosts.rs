@@ -127,7 +127,8 @@ pub struct NewHost {
 }
 
 /// Changes to a host: any of its description (hosts added through the API only), and
-/// a lock or an unlock.
+/// a lock or an unlock. Applied in that order: a refused lock leaves the new
+/// description in place.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostPatch {
