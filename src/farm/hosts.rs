@@ -414,11 +414,7 @@ impl Inventory {
 
     /// Hosts whose lease lapsed before `now_ms`: their job's holder stopped renewing it.
     pub async fn expired_leases(&self, now_ms: i64) -> Result<Vec<Host>, InventoryError> {
-        let hosts = self.store.hosts().await?;
-        Ok(hosts
-            .into_iter()
-            .filter(|h| h.state == HostState::Leased && h.lease_expires_at.is_some_and(|t| t < now_ms))
-            .collect())
+        Ok(self.store.hosts_with_expired_leases(now_ms).await?)
     }
 
     /// Makes the store's hosts match the config's `[[host]]` entries (inventory as code):
