@@ -7,6 +7,7 @@ pub mod events;
 pub mod hosts;
 pub mod reporter;
 pub mod rerun;
+pub mod scheduler;
 pub mod start;
 pub mod workflows;
 
