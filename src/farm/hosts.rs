@@ -23,6 +23,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::scheduler::{self, Scheduler};
 use crate::config::{Arch, HostConfig};
 use crate::store::{now_ms, Store, StoreError};
 
@@ -278,6 +279,11 @@ impl Host {
     pub fn is_available(&self) -> bool {
         self.state == HostState::Ready
     }
+
+    /// The host as placement sees it.
+    pub fn placement_spec(&self) -> scheduler::HostSpec {
+        scheduler::HostSpec { name: self.name.clone(), labels: self.all_labels() }
+    }
 }
 
 /// One recorded change of a host.
@@ -372,6 +378,22 @@ pub enum InventoryError {
 pub enum HostEvent {
     Changed(Host),
     Removed(String),
+}
+
+impl HostEvent {
+    /// Tells placement: a host's labels and whether it takes jobs (only when `ready`),
+    /// or that it is gone. The farm's own leases come back as events too: applying
+    /// them is harmless, a leased host takes no new job until its release makes it
+    /// `ready` again.
+    pub fn apply_to(&self, placement: &mut Scheduler) {
+        match self {
+            HostEvent::Changed(host) => {
+                placement.add_host(host.placement_spec());
+                placement.set_host_available(&host.name, host.is_available());
+            }
+            HostEvent::Removed(name) => placement.remove_host(name),
+        }
+    }
 }
 
 /// The inventory service: hosts in the store and the rules for changing them. Make
@@ -1233,6 +1255,40 @@ mod tests {
             inventory.recover_lease("h", job, 1_001).await,
             Err(InventoryError::NotLeasedTo { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn placement_hears_of_every_change() {
+        use crate::farm::scheduler::{Condition, Decision, JobSpec};
+        let (_dir, inventory) = inventory().await;
+        let mut events = inventory.subscribe();
+        let mut placement = Scheduler::new();
+        let mut apply = |placement: &mut Scheduler| {
+            while let Ok(event) = events.try_recv() {
+                event.apply_to(placement);
+            }
+        };
+        let job = JobSpec {
+            id: 1,
+            run_id: 1,
+            job_key: "build".into(),
+            labels: vec!["self-hosted".into(), "amd64".into()],
+            priority: 0,
+            queued_at: 0,
+            needs: Vec::new(),
+            condition: Condition::default(),
+            concurrency: None,
+            matrix: None,
+        };
+        assert!(placement.enqueue(job).is_empty());
+
+        inventory.sync_config(&[config_host("a", &["AMD64"])]).await.unwrap();
+        inventory.lock("a", "cabling").await.unwrap();
+        apply(&mut placement);
+        assert!(placement.place().is_empty(), "a host in maintenance takes no job");
+        inventory.unlock("a").await.unwrap();
+        apply(&mut placement);
+        assert_eq!(placement.place(), [Decision::Lease { job: 1, host: "a".into() }]);
     }
 
     #[tokio::test]
