@@ -112,6 +112,18 @@ async fn admins_manage_the_inventory_from_the_cli() {
 
     insta::assert_snapshot!("hosts_after_changes", ok(&server, &token, &["host", "list"]));
     insta::assert_snapshot!("labels", ok(&server, &token, &["label", "list"]));
+
+    // Where could a job with `runs-on: [self-hosted, HostProvisioning]` run now?
+    let names = |json: &str| -> Vec<String> {
+        let hosts: Vec<Value> = serde_json::from_str(json).unwrap();
+        hosts.iter().map(|h| h["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let list = ["host", "list", "--json", "--label", "self-hosted,HostProvisioning"];
+    assert_eq!(names(&ok(&server, &token, &list)), ["foo-amd.example.com", "lab-7"]);
+    assert_eq!(names(&ok(&server, &token, &[&list[..], &["--state", "ready"]].concat())), ["lab-7"]);
+    let bad = cli(&server, Some(&token), &["host", "list", "--state", "idle"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("`idle` is not a host state"), "{}", bad.stderr);
     insta::assert_snapshot!(
         "locked_host",
         without_times(&ok(&server, &token, &["host", "show", "foo-amd.example.com"]))

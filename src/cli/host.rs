@@ -23,6 +23,7 @@ pub struct HostArgs {
 pub enum HostCommand {
     /// Add a host to the inventory, ready for jobs.
     Add {
+        /// The host's name (also its Cobbler system name, unless --cobbler-system says otherwise).
         name: String,
         /// Its labels (repeat the flag, or separate with commas); `self-hosted`, `linux`
         /// and the architecture are implicit.
@@ -42,20 +43,38 @@ pub enum HostCommand {
         arch: Option<Arch>,
     },
     /// List the hosts and their states.
-    List,
+    List {
+        /// Only hosts with all these labels (repeat the flag, or separate with commas):
+        /// where a job with this `runs-on` could run.
+        #[arg(long = "label", value_name = "L", num_args = 1.., value_delimiter = ',')]
+        labels: Vec<String>,
+        /// Only hosts in this state (ready, leased, repairing, broken, maintenance).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+    },
     /// One host, with its history.
-    Show { name: String },
+    Show {
+        /// The host's name.
+        name: String,
+    },
     /// Lock a host for maintenance; a leased host finishes its job first.
     Lock {
+        /// The host's name.
         name: String,
         /// Why, for the other admins and the history.
         #[arg(long, value_name = "R")]
         reason: String,
     },
     /// Return a broken host or one in maintenance to ready (or withdraw a pending lock).
-    Unlock { name: String },
+    Unlock {
+        /// The host's name.
+        name: String,
+    },
     /// Remove a host added through the API (hosts of the config file are removed there).
-    Remove { name: String },
+    Remove {
+        /// The host's name.
+        name: String,
+    },
 }
 
 fn parse_arch(text: &str) -> Result<Arch, String> {
@@ -69,7 +88,7 @@ fn parse_arch(text: &str) -> Result<Arch, String> {
 pub fn run(args: HostArgs) -> ExitCode {
     let verb = match &args.command {
         HostCommand::Add { .. } => "host add",
-        HostCommand::List => "host list",
+        HostCommand::List { .. } => "host list",
         HostCommand::Show { .. } => "host show",
         HostCommand::Lock { .. } => "host lock",
         HostCommand::Unlock { .. } => "host unlock",
@@ -92,8 +111,16 @@ async fn host(args: HostArgs) -> Result<String, ClientError> {
                 format!("added host {} ({}; labels: {})\n", host.name, host.state, host.all_labels.join(", "))
             })
         }
-        HostCommand::List => {
-            let hosts: Vec<HostView> = client.get("/hosts").await?;
+        HostCommand::List { labels, state } => {
+            let mut query = Vec::new();
+            if !labels.is_empty() {
+                query.push(format!("labels={}", segment(&labels.join(","))));
+            }
+            if let Some(state) = state {
+                query.push(format!("state={}", segment(&state)));
+            }
+            let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+            let hosts: Vec<HostView> = client.get(&format!("/hosts{query}")).await?;
             Ok(if json { json_text(&hosts) } else { list_table(&hosts) })
         }
         HostCommand::Show { name } => {

@@ -67,8 +67,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
     let inventory = Inventory::new(store.clone());
-    let hosts =
-        inventory.sync_config(&config.hosts).await.context("cannot apply the config's [[host]] entries")?;
+    let hosts = inventory.sync_config(&config.hosts).await.context("in the config file")?;
     tracing::info!(hosts = hosts.len(), "inventory loaded");
     let listen = config.server.listen;
     let forge = github_app(&config)?.map(Arc::new);

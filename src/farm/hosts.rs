@@ -23,6 +23,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::scheduler::{self, Scheduler};
 use crate::config::{Arch, HostConfig};
 use crate::store::{now_ms, Store, StoreError};
 
@@ -278,6 +279,11 @@ impl Host {
     pub fn is_available(&self) -> bool {
         self.state == HostState::Ready
     }
+
+    /// The host as placement sees it.
+    pub fn placement_spec(&self) -> scheduler::HostSpec {
+        scheduler::HostSpec { name: self.name.clone(), labels: self.all_labels() }
+    }
 }
 
 /// One recorded change of a host.
@@ -374,6 +380,22 @@ pub enum HostEvent {
     Removed(String),
 }
 
+impl HostEvent {
+    /// Tells placement: a host's labels and whether it takes jobs (only when `ready`),
+    /// or that it is gone. The farm's own leases come back as events too: applying
+    /// them is harmless, a leased host takes no new job until its release makes it
+    /// `ready` again.
+    pub fn apply_to(&self, placement: &mut Scheduler) {
+        match self {
+            HostEvent::Changed(host) => {
+                placement.add_host(host.placement_spec());
+                placement.set_host_available(&host.name, host.is_available());
+            }
+            HostEvent::Removed(name) => placement.remove_host(name),
+        }
+    }
+}
+
 /// The inventory service: hosts in the store and the rules for changing them. Make
 /// one and clone it: the clones share the stream of [`HostEvent`]s.
 #[derive(Debug, Clone)]
@@ -414,11 +436,7 @@ impl Inventory {
 
     /// Hosts whose lease lapsed before `now_ms`: their job's holder stopped renewing it.
     pub async fn expired_leases(&self, now_ms: i64) -> Result<Vec<Host>, InventoryError> {
-        let hosts = self.store.hosts().await?;
-        Ok(hosts
-            .into_iter()
-            .filter(|h| h.state == HostState::Leased && h.lease_expires_at.is_some_and(|t| t < now_ms))
-            .collect())
+        Ok(self.store.hosts_with_expired_leases(now_ms).await?)
     }
 
     /// Makes the store's hosts match the config's `[[host]]` entries (inventory as code):
@@ -432,7 +450,7 @@ impl Inventory {
             let spec = HostSpec::from(config);
             let wanted = describe(&spec).map_err(|e| match e {
                 InventoryError::Invalid(msg) => {
-                    InventoryError::Invalid(format!("config: host `{}`: {msg}", config.name))
+                    InventoryError::Invalid(format!("[[host]] `{}`: {msg}", config.name))
                 }
                 other => other,
             })?;
@@ -603,6 +621,29 @@ impl Inventory {
             match host.pending_lock.take() {
                 Some(lock) => host.move_to(HostState::Maintenance, Cause::Release, &lock),
                 None => host.move_to(HostState::Ready, Cause::Release, &format!("job {job_id} ended")),
+            }
+        })
+        .await
+    }
+
+    /// Job `job_id`'s lease lapsed at `now_ms` (its holder stopped renewing it): what
+    /// ran on the host is unknown, so it is repaired (reinstalled) before another job,
+    /// without counting against the host; a pending lock takes effect instead. Refused
+    /// when the lease was renewed or ended meanwhile.
+    pub async fn recover_lease(&self, name: &str, job_id: i64, now_ms: i64) -> Result<Host, InventoryError> {
+        self.change_existing(name, Actor::Farm, |current| {
+            current.check_leased_to(job_id)?;
+            if current.lease_expires_at.is_none_or(|t| t >= now_ms) {
+                return Err(InventoryError::NotLeasedTo { host: name.to_owned(), job: job_id });
+            }
+            let mut host = current.clone();
+            host.end_lease();
+            let why = format!("the lease of job {job_id} lapsed");
+            match host.pending_lock.take() {
+                Some(lock) => {
+                    host.move_to(HostState::Maintenance, Cause::InfraFailure, &format!("{lock} ({why})"))
+                }
+                None => host.move_to(HostState::Repairing, Cause::InfraFailure, &why),
             }
         })
         .await
@@ -1096,7 +1137,7 @@ mod tests {
         assert_eq!(kept, [("a", HostSource::Api, Leased), ("c", HostSource::Api, Ready)]);
 
         let err = inventory.sync_config(&[config_host("bad name", &[])]).await.unwrap_err();
-        assert!(err.to_string().starts_with("config: host `bad name`: "), "{err}");
+        assert!(err.to_string().starts_with("[[host]] `bad name`: "), "{err}");
     }
 
     #[tokio::test]
@@ -1203,6 +1244,54 @@ mod tests {
         assert_eq!((host.state, host.consecutive_failures), (Ready, 1));
         inventory.lease("h", job, 1_000).await.unwrap();
         assert_eq!(inventory.release("h", job).await.unwrap().consecutive_failures, 0);
+
+        // A lapsed lease: repaired before the next job, not counted against the host.
+        inventory.lease("h", job, 1_000).await.unwrap();
+        assert!(matches!(
+            inventory.recover_lease("h", job, 1_000).await,
+            Err(InventoryError::NotLeasedTo { .. })
+        ));
+        let host = inventory.recover_lease("h", job, 1_001).await.unwrap();
+        assert_eq!((host.state, host.job_id, host.consecutive_failures), (Repairing, None, 0));
+        assert_eq!(host.state_reason, format!("the lease of job {job} lapsed"));
+        assert!(matches!(
+            inventory.recover_lease("h", job, 1_001).await,
+            Err(InventoryError::NotLeasedTo { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn placement_hears_of_every_change() {
+        use crate::farm::scheduler::{Condition, Decision, JobSpec};
+        let (_dir, inventory) = inventory().await;
+        let mut events = inventory.subscribe();
+        let mut placement = Scheduler::new();
+        let mut apply = |placement: &mut Scheduler| {
+            while let Ok(event) = events.try_recv() {
+                event.apply_to(placement);
+            }
+        };
+        let job = JobSpec {
+            id: 1,
+            run_id: 1,
+            job_key: "build".into(),
+            labels: vec!["self-hosted".into(), "amd64".into()],
+            priority: 0,
+            queued_at: 0,
+            needs: Vec::new(),
+            condition: Condition::default(),
+            concurrency: None,
+            matrix: None,
+        };
+        assert!(placement.enqueue(job).is_empty());
+
+        inventory.sync_config(&[config_host("a", &["AMD64"])]).await.unwrap();
+        inventory.lock("a", "cabling").await.unwrap();
+        apply(&mut placement);
+        assert!(placement.place().is_empty(), "a host in maintenance takes no job");
+        inventory.unlock("a").await.unwrap();
+        apply(&mut placement);
+        assert_eq!(placement.place(), [Decision::Lease { job: 1, host: "a".into() }]);
     }
 
     #[tokio::test]

@@ -27,6 +27,18 @@ impl Store {
         Ok(row.as_ref().map(host_row).transpose()?)
     }
 
+    /// Leased hosts whose lease lapsed before `now_ms`.
+    pub async fn hosts_with_expired_leases(&self, now_ms: i64) -> Result<Vec<Host>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE state = $1 AND lease_expires_at < $2 ORDER BY name"
+        ))
+        .bind(HostState::Leased.as_str())
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(host_row).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
+    }
+
     /// Adds `host` and the first entry of its history; false when the name is taken.
     pub async fn insert_host(&self, host: &Host, entry: &HostHistoryEntry) -> Result<bool, StoreError> {
         let mut tx = self.writes().begin().await?;

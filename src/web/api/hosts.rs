@@ -1,7 +1,8 @@
 //! `/hosts`: the inventory. Hosts of the config file are listed with the others but
 //! are edited and removed in the config; locks and unlocks work on every host.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -126,7 +127,8 @@ pub struct NewHost {
 }
 
 /// Changes to a host: any of its description (hosts added through the API only), and
-/// a lock or an unlock.
+/// a lock or an unlock. Applied in that order: a refused lock leaves the new
+/// description in place.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostPatch {
@@ -158,14 +160,56 @@ pub struct Lock {
     pub reason: String,
 }
 
+/// Which hosts `GET /hosts` lists.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HostFilter {
+    /// Only hosts in this state.
+    pub state: Option<String>,
+    /// Only hosts with every one of these labels (comma-separated; implicit labels
+    /// count): the hosts a job with this `runs-on` could run on.
+    pub labels: Option<String>,
+}
+
 /// Lists the hosts, by name.
 #[utoipa::path(
-    get, path = "/hosts", tag = "hosts", operation_id = "list_hosts",
-    responses((status = 200, body = [HostView], description = "Every host"))
+    get, path = "/hosts", tag = "hosts", operation_id = "list_hosts", params(HostFilter),
+    responses(
+        (status = 200, body = [HostView], description = "The hosts"),
+        (status = 422, body = ErrorBody, description = "Not a state"),
+    )
 )]
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<HostView>>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    filter: Result<Query<HostFilter>, QueryRejection>,
+) -> Result<Json<Vec<HostView>>, ApiError> {
+    let Query(filter) = filter.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let wanted_state = match filter.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(HostState::parse(text).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "`{text}` is not a host state (ready, leased, repairing, broken, maintenance)"
+            ))
+        })?),
+    };
+    let labels: Vec<String> = filter
+        .labels
+        .iter()
+        .flat_map(|l| l.split(','))
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect();
     let hosts = state.inventory.list().await?;
-    Ok(Json(hosts.iter().map(HostView::new).collect()))
+    let shown = hosts
+        .iter()
+        .filter(|h| wanted_state.is_none_or(|s| h.state == s))
+        .filter(|h| {
+            let all = h.all_labels();
+            labels.iter().all(|l| all.contains(l))
+        })
+        .map(HostView::new)
+        .collect();
+    Ok(Json(shown))
 }
 
 /// Adds a host, ready.

@@ -2,15 +2,18 @@
 //! `/api/v1/openapi.json`, generated from the handlers (utoipa).
 //!
 //! One file per resource (`hosts.rs`, `labels.rs`, …), each with a `routes()` that
-//! lists its handlers. To add an endpoint: write the handler with a
-//! `#[utoipa::path(...)]` attribute (method, path relative to `/api/v1`, a unique
-//! `operation_id`, responses; `security(("admin_token" = []))` when it changes
-//! anything) and add it to its file's
-//! `routes()` with `routes!(…)` (handlers of one path share one `routes!`); a new
-//! resource file is merged in [`router`]. Handlers return `Result<_, ApiError>`, read
-//! bodies with [`JsonBody`] and turn library errors into [`ApiError`] with `From`.
-//! Every method but GET and HEAD needs the admin token; the layer in `auth.rs`
-//! checks it before any handler runs.
+//! lists its handlers. To add an endpoint:
+//! - write the handler with a `#[utoipa::path(...)]` attribute: method, path relative
+//!   to `/api/v1`, a unique `operation_id`, a `tag`, its responses (errors with
+//!   `body = ErrorBody`), and `security(("admin_token" = []))` when it changes anything;
+//! - add it to its file's `routes()` with `routes!(…)` (the handlers of one path share
+//!   one `routes!`); a new resource file is merged in [`router`] and given a tag in
+//!   [`ApiDoc`].
+//!
+//! Handlers return `Result<_, ApiError>`, read bodies with [`JsonBody`] (never axum's
+//! `Json`, whose rejections are not JSON), and turn library errors into [`ApiError`]
+//! with `From`. Every method but GET and HEAD needs the admin token: the layer in
+//! `auth.rs` checks it before any handler runs, so a handler cannot forget it.
 
 mod auth;
 mod error;
@@ -81,14 +84,16 @@ pub fn router(state: AppState) -> Router<AppState> {
     routes
         .route(
             "/openapi.json",
-            get(move || {
-                let document = document.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], document.to_string()).into_response() }
+            get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], document.to_string()).into_response()
             }),
         )
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(state, auth::require_admin_for_changes))
 }
