@@ -48,13 +48,16 @@ pub enum ClientError {
     Refused { status: u16, message: String },
     #[error("the server at {server} answered something that is not metalfarm's API ({status}): {detail}")]
     Unexpected { server: String, status: u16, detail: String },
+    /// What the command waited for ended badly (a dispatched run failed).
+    #[error("{0}")]
+    Unsuccessful(String),
 }
 
 impl ClientError {
     /// 1 when the server refused the request, 2 for usage and connection problems.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            ClientError::Refused { .. } => ExitCode::FAILURE,
+            ClientError::Refused { .. } | ClientError::Unsuccessful(_) => ExitCode::FAILURE,
             _ => ExitCode::from(super::EXIT_USAGE),
         }
     }

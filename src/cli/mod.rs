@@ -7,10 +7,13 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod client;
+pub mod dispatch;
 pub mod expr;
 pub mod host;
+pub mod job;
 pub mod label;
 pub mod plan;
+pub mod run;
 pub mod serve;
 pub mod workflow_files;
 
@@ -39,6 +42,12 @@ pub enum Command {
     Host(host::HostArgs),
     /// The labels of the inventory (through the server's API).
     Label(label::LabelArgs),
+    /// Jobs: list, show and cancel them (through the server's API).
+    Job(job::JobArgs),
+    /// Runs: re-run one (through the server's API).
+    Run(run::RunArgs),
+    /// A manual run of a workflow, as `workflow_dispatch` (through the server's API).
+    Dispatch(dispatch::DispatchArgs),
 }
 
 /// Exit code for usage and I/O errors, shared by every command.
@@ -52,6 +61,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(args),
         Command::Host(args) => host::run(args),
         Command::Label(args) => label::run(args),
+        Command::Job(args) => job::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Dispatch(args) => dispatch::run(args),
     }
 }
 

@@ -85,6 +85,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         deliveries_waiting: farm.deliveries_waiting.clone(),
         inventory,
         admin_token,
+        farm: farm.clone(),
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

@@ -13,6 +13,16 @@ use crate::workflow::event::Event;
 /// Records the next attempt of `run`; returns the outcome text. The new attempt keeps
 /// the event of the first (its delivery), as on GitHub.
 pub async fn rerun(farm: &Farm, tx: &mut Tx, run: &RunRow) -> Result<String, StoreError> {
+    rerun_with_priority(farm, tx, run, 0).await
+}
+
+/// [`rerun`], with the new attempt's priority (an admin may raise it).
+pub async fn rerun_with_priority(
+    farm: &Farm,
+    tx: &mut Tx,
+    run: &RunRow,
+    priority: i32,
+) -> Result<String, StoreError> {
     let Some(original) = run.delivery_id.as_deref() else {
         return Ok(format!("run {}: no event to re-run it from", run.id));
     };
@@ -34,7 +44,7 @@ pub async fn rerun(farm: &Farm, tx: &mut Tx, run: &RunRow) -> Result<String, Sto
         delivery_id: Some(original),
         check_sha: &run.head_sha,
         attempt_of: Some(run.run_number),
-        priority: 0,
+        priority,
     };
     // A fork's run stays a fork's run: no secrets, and still waiting if never approved.
     let trust = Trust { fork: run.fork, approval: run.approval };

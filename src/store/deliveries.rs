@@ -112,6 +112,19 @@ impl Store {
     }
 }
 
+impl super::Tx {
+    /// Stores an event the farm made itself (a dispatch through the API) as a delivery
+    /// in this transaction, so its runs have an event to be re-run from.
+    pub async fn insert_own_event(
+        &mut self,
+        id: &str,
+        event: &str,
+        payload: &serde_json::Value,
+    ) -> Result<DeliveryInsert, StoreError> {
+        insert_delivery_in(self.conn().await?, id, event, &payload.to_string(), now_ms()).await
+    }
+}
+
 fn delivery_row(row: &sqlx::any::AnyRow) -> Result<Delivery, sqlx::Error> {
     Ok(Delivery {
         id: row.try_get("id")?,

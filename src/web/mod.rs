@@ -30,6 +30,8 @@ pub struct AppState {
     pub inventory: Inventory,
     /// The token of mutating API calls; without one they are refused (403).
     pub admin_token: Option<api::AdminToken>,
+    /// The control plane, for the runs, jobs and dispatch endpoints.
+    pub farm: Arc<crate::farm::Farm>,
 }
 
 pub fn router(state: AppState) -> Router {

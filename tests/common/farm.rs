@@ -260,3 +260,41 @@ pub fn example_payload(event: &str, matches: impl Fn(&serde_json::Value) -> bool
         .find(|example| matches(example))
         .unwrap_or_else(|| panic!("no such {event} example in @octokit/webhooks-examples"))
 }
+
+/// What a run of the `metalfarm` CLI did.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl FarmServer {
+    /// The admin token the server created in its data folder.
+    pub fn admin_token(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("data/admin-token")).expect("the admin token file");
+        text.trim().to_owned()
+    }
+
+    /// Runs `metalfarm ARGS --server <this server>`, with `METALFARM_TOKEN` = `token`
+    /// when given.
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Ran {
+        let out = self.cli_command(token, args).output().expect("run metalfarm");
+        Ran {
+            code: out.status.code().expect("exited"),
+            stdout: String::from_utf8(out.stdout).expect("UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("UTF-8"),
+        }
+    }
+
+    /// The command [`FarmServer::cli`] runs, to spawn it instead.
+    pub fn cli_command(&self, token: Option<&str>, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_metalfarm"));
+        command.args(args).arg("--server").arg(self.url("")).env_remove("METALFARM_TOKEN");
+        if let Some(token) = token {
+            command.env("METALFARM_TOKEN", token);
+        }
+        command
+    }
+}

@@ -90,3 +90,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 fn rejection_error(rejection: JsonRejection) -> ApiError {
     ApiError::new(rejection.status(), rejection.body_text())
 }
+
+/// An optional JSON body: none when the request has no `Content-Type`, otherwise as
+/// [`JsonBody`].
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        match <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(request, state).await {
+            Ok(value) => Ok(value.map(|axum::Json(value)| JsonBody(value))),
+            Err(rejection) => Err(rejection_error(rejection)),
+        }
+    }
+}

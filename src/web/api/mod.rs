@@ -16,9 +16,12 @@
 //! `auth.rs` checks it before any handler runs, so a handler cannot forget it.
 
 mod auth;
+pub mod dispatch;
 mod error;
 pub mod hosts;
+pub mod jobs;
 pub mod labels;
+pub mod runs;
 
 pub use auth::AdminToken;
 pub use error::{ApiError, ErrorBody, JsonBody};
@@ -51,6 +54,8 @@ pub const PREFIX: &str = "/api/v1";
     tags(
         (name = "hosts", description = "The inventory: hosts, their states and locks"),
         (name = "labels", description = "The labels jobs' `runs-on` match against"),
+        (name = "runs", description = "Workflow runs, re-runs and manual runs (`workflow_dispatch`)"),
+        (name = "jobs", description = "The jobs of runs, their hosts, steps and check runs"),
     )
 )]
 struct ApiDoc;
@@ -79,6 +84,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         // One line per resource file.
         .merge(hosts::routes())
         .merge(labels::routes())
+        .merge(runs::routes())
+        .merge(jobs::routes())
+        .merge(dispatch::routes())
         .split_for_parts();
     let document: Arc<str> = openapi.to_pretty_json().expect("the OpenAPI document serialises").into();
     routes

@@ -1,0 +1,247 @@
+//! Runs and jobs end to end: a real `metalfarm serve` reporting to the test forge, the
+//! admin CLI (the built binary) against its REST API: listing, showing, cancelling and
+//! re-running, and manual runs (`dispatch`).
+
+mod common;
+
+use common::farm::{deliver, example_payload, farm_and_forge, get, post, FarmServer};
+use serde_json::{json, Value};
+
+const REPO: &str = "Codertocat/Hello-World";
+
+const REPO_TOML: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
+
+/// A manual deployment with typed inputs, its run and job named after them.
+const DEPLOY: &str = "\
+name: Deploy
+run-name: Deploy ${{ inputs.target }}
+on:
+  workflow_dispatch:
+    inputs:
+      target:
+        type: choice
+        options: [staging, production]
+        required: true
+      dry-run:
+        type: boolean
+        default: false
+jobs:
+  deploy:
+    name: deploy to ${{ github.event.inputs.target }}
+    runs-on: [self-hosted, amd64]
+    steps:
+      - run: ./deploy
+";
+
+/// The commit `main` points at on the test forge.
+const MAIN_SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Times change from run to run; snapshots show where they are.
+fn without_times(text: &str) -> String {
+    regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").unwrap().replace_all(text, "<time>").into_owned()
+}
+
+/// `metalfarm dispatch` of deploy.yml on main, with `extra` flags.
+fn dispatch<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["dispatch", "--repo", REPO, "--workflow", "deploy.yml", "--ref", "main"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs a command that must succeed; its stdout.
+fn ok(server: &FarmServer, token: &str, args: &[&str]) -> String {
+    let ran = server.cli(Some(token), args);
+    assert_eq!(ran.code, 0, "metalfarm {args:?}: {ran:?}");
+    ran.stdout
+}
+
+/// Runs a command the server must refuse; its stderr.
+fn refused(server: &FarmServer, token: &str, args: &[&str]) -> String {
+    let ran = server.cli(Some(token), args);
+    assert_eq!(ran.code, 1, "metalfarm {args:?}: {ran:?}");
+    ran.stderr
+}
+
+/// A push to master: one run of the two-job CI.
+async fn pushed() -> (FarmServer, common::forge::TestForge) {
+    let (server, forge) = farm_and_forge(REPO_TOML).await;
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    assert_eq!(deliver(&server, "push", "push-1", push.to_string().as_bytes()).await.status, 200);
+    server.processed().await;
+    (server, forge)
+}
+
+// The test forge answers on this runtime while the CLI runs: more than one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_of_a_push_are_listed_and_shown() {
+    let (server, forge) = pushed().await;
+    let token = server.admin_token();
+
+    insta::assert_snapshot!("jobs_queued", ok(&server, &token, &["job", "list"]));
+    let queued: Vec<Value> = serde_json::from_str(&ok(
+        &server,
+        &token,
+        &["job", "list", "--status", "queued", "--run", "1", "--json"],
+    ))
+    .unwrap();
+    let names: Vec<_> =
+        queued.iter().map(|j| (j["id"].as_i64().unwrap(), j["job_key"].as_str().unwrap())).collect();
+    assert_eq!(names, [(2, "kvm"), (1, "build")], "newest first");
+    let by_label: Vec<Value> =
+        serde_json::from_str(&ok(&server, &token, &["job", "list", "--label", "HostProvisioning", "--json"]))
+            .unwrap();
+    assert_eq!(by_label.len(), 1);
+    assert_eq!(by_label[0]["job_key"], "kvm");
+    assert_eq!(ok(&server, &token, &["job", "list", "--status", "completed"]), "no jobs\n");
+
+    insta::assert_snapshot!("job_shown", without_times(&ok(&server, &token, &["job", "show", "2"])));
+    let shown: Value = serde_json::from_str(&ok(&server, &token, &["job", "show", "1", "--json"])).unwrap();
+    assert_eq!(shown["runs_on"], json!(["self-hosted", "amd64"]));
+    assert_eq!(shown["check_run"]["status"], "queued");
+    assert_eq!(shown["steps"], json!([]));
+
+    // The run, with its jobs, as a script reads it.
+    let run: Value = serde_json::from_str(&get(&server.url("/api/v1/runs/1")).await.body).unwrap();
+    assert_eq!((run["event"].as_str(), run["ref"].as_str()), (Some("push"), Some("refs/heads/master")));
+    assert_eq!(run["jobs"].as_array().unwrap().len(), 2);
+    let runs: Value =
+        serde_json::from_str(&get(&server.url("/api/v1/runs?repo=codertocat/hello-world")).await.body)
+            .unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let runs: Value =
+        serde_json::from_str(&get(&server.url("/api/v1/runs?status=completed")).await.body).unwrap();
+    assert_eq!(runs, json!([]));
+
+    // Unknown ids and bad filters.
+    assert_eq!(refused(&server, &token, &["job", "show", "99"]), "metalfarm job show: no job 99\n");
+    assert_eq!(get(&server.url("/api/v1/runs/99")).await.status, 404);
+    let bad = refused(&server, &token, &["job", "list", "--status", "running"]);
+    assert!(bad.contains("`running` is not a job status"), "{bad}");
+    assert_eq!(get(&server.url("/api/v1/jobs?limit=0")).await.status, 422);
+
+    // A run still going is not re-run.
+    let busy = refused(&server, &token, &["run", "rerun", "1"]);
+    assert_eq!(
+        busy,
+        "metalfarm run rerun: run 1 has 2 unfinished job(s): cancel them or let them end first\n"
+    );
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+// The test forge answers on this runtime while the CLI runs: more than one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_starts_a_run_with_checked_inputs() {
+    let (server, forge) = farm_and_forge(REPO_TOML).await;
+    server.write("workflows/deploy.yml", DEPLOY);
+    forge.set_default_branch(REPO, "main");
+    forge.set_ref(REPO, "main", MAIN_SHA);
+    let token = server.admin_token();
+    // Inputs are checked against the declared ones before anything is recorded.
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--input", "target=moon"],
+            "input `target`: `moon` is not one of its options (staging, production)",
+        ),
+        (&["--input", "target=staging", "--input", "colour=red"], "unexpected input `colour`"),
+        (&[], "input `target` is required"),
+        (&["--input", "target=staging", "--input", "dry-run=maybe"], "`maybe` is not a boolean"),
+    ];
+    for (extra, why) in cases {
+        let stderr = refused(&server, &token, &dispatch(extra));
+        assert!(stderr.contains(why), "{extra:?}: {stderr}");
+        assert!(stderr.contains("declared inputs: target, dry-run"), "{stderr}");
+    }
+    let not_dispatchable =
+        refused(&server, &token, &["dispatch", "--repo", REPO, "--workflow", "ci.yml", "--ref", "main"]);
+    assert_eq!(
+        not_dispatchable,
+        "metalfarm dispatch: workflows/ci.yml does not run on `workflow_dispatch`: add `on: workflow_dispatch` \
+         to dispatch it\n"
+    );
+    let unknown =
+        refused(&server, &token, &["dispatch", "--repo", REPO, "--workflow", "nope.yml", "--ref", "main"]);
+    assert!(
+        unknown
+            .contains("has no workflow `nope.yml` (its workflows: workflows/ci.yml, workflows/deploy.yml)"),
+        "{unknown}"
+    );
+    let no_ref =
+        refused(&server, &token, &["dispatch", "--repo", REPO, "--workflow", "deploy.yml", "--ref", "gone"]);
+    assert_eq!(no_ref, "metalfarm dispatch: Codertocat/Hello-World: no commit for ref `gone`\n");
+    let (status, body) = {
+        let answer = post(
+            &server.url("/api/v1/dispatch"),
+            &[("content-type", "application/json")],
+            json!({"repo": REPO, "workflow": "deploy.yml", "ref": "main", "inputs": {"target": "staging"}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+        (answer.status, answer.body)
+    };
+    assert_eq!(status, 401, "no token: {body}");
+    assert_eq!(get(&server.url("/api/v1/runs")).await.body, "[]", "nothing was recorded");
+
+    // A good one: the run is on main's commit, its inputs reach the workflow.
+    let started = ok(&server, &token, &dispatch(&["--input", "target=staging", "--priority", "5"]));
+    insta::assert_snapshot!("dispatched", started);
+    let runs: Value = serde_json::from_str(&ok(
+        &server,
+        &token,
+        &dispatch(&["--input", "TARGET=production", "--input", "dry-run=true", "--json"]),
+    ))
+    .unwrap();
+    let run = &runs[0];
+    assert_eq!(run["event"], "workflow_dispatch");
+    assert_eq!((run["ref"].as_str(), run["head_sha"].as_str()), (Some("refs/heads/main"), Some(MAIN_SHA)));
+    assert_eq!((run["run_name"].as_str(), run["run_number"].as_i64()), (Some("Deploy production"), Some(2)));
+    assert_eq!(run["jobs"][0]["name"], "deploy to production");
+    let listed: Value =
+        serde_json::from_str(&get(&server.url("/api/v1/runs?repo=Codertocat/Hello-World")).await.body)
+            .unwrap();
+    let priorities: Vec<_> =
+        listed.as_array().unwrap().iter().map(|r| (r["id"].as_i64(), r["priority"].as_i64())).collect();
+    assert_eq!(priorities, [(Some(2), Some(0)), (Some(1), Some(5))]);
+
+    // The check runs appear on the forge, on main's commit.
+    forge
+        .wait_for("the dispatched runs' check runs", |runs| {
+            runs.len() == 2 && runs.iter().all(|c| c.head_sha == MAIN_SHA)
+        })
+        .await;
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_runs_jobs_and_dispatch() {
+    let server = FarmServer::start("");
+    let answer = get(&server.url("/api/v1/openapi.json")).await;
+    assert_eq!(answer.status, 200);
+    let doc: Value = serde_json::from_str(&answer.body).expect("openapi.json is JSON");
+    let secured = |method: &str, path: &str| -> Option<bool> {
+        let op = doc["paths"][path].get(method)?;
+        Some(op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("admin_token").is_some())))
+    };
+    let expected = [
+        ("get", "/runs", false),
+        ("get", "/runs/{id}", false),
+        ("post", "/runs/{id}/rerun", true),
+        ("get", "/jobs", false),
+        ("get", "/jobs/{id}", false),
+        ("post", "/dispatch", true),
+    ];
+    for (method, path, wants_token) in expected {
+        assert_eq!(secured(method, path), Some(wants_token), "{method} {path}");
+    }
+    let refs = regex::Regex::new(r##""\$ref":\s*"#/components/schemas/([^"]+)""##).unwrap();
+    for found in refs.captures_iter(&answer.body) {
+        assert!(
+            doc["components"]["schemas"][&found[1]].is_object(),
+            "a $ref to the undefined schema {}",
+            &found[1]
+        );
+    }
+    for schema in ["RunView", "JobView", "StepView", "CheckRunView", "DispatchRequest", "RerunRequest"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} is described");
+    }
+}
