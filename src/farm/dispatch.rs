@@ -299,8 +299,7 @@ impl Driver {
         match command {
             Command::Wake => self.take_new_runs().await,
             Command::Cancel { job, answer } => {
-                let outcome = self.cancel(job).await;
-                let result = match outcome {
+                match self.cancel(job).await {
                     Ok(answered) => {
                         let _ = answer.send(answered);
                         Ok(())
@@ -309,8 +308,7 @@ impl Driver {
                         let _ = answer.send(Err(CancelError::Unavailable(err.to_string())));
                         Err(err)
                     }
-                };
-                result
+                }
             }
         }
     }
