@@ -334,7 +334,10 @@ fn a_concurrency_group_runs_one_job_and_keeps_the_newest_waiting() {
     s.add_host(host("a", &[]));
     s.add_host(host("b", &[]));
     let deploy = |id| in_group(job(id, &["linux"]), "deploy", false);
-    assert!(s.enqueue(deploy(1)).is_empty());
+    assert!(
+        s.enqueue(in_group(job(1, &["linux"]), "Deploy", false)).is_empty(),
+        "the same group, in any case"
+    );
     assert!(s.enqueue(deploy(2)).is_empty());
     assert_eq!(s.place(), [lease(1, "a")], "one job of the group at a time, though a host is free");
     assert_eq!(reason(&s, 2), "waiting for concurrency group `deploy`");

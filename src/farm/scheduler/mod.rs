@@ -81,8 +81,17 @@ pub struct JobSpec {
 /// A job's concurrency group (GitHub's `concurrency`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Concurrency {
+    /// The evaluated group name; names that differ only in case are one group, as on
+    /// GitHub. GitHub's groups are per repository: when the farm serves several, the
+    /// caller makes the name unique to the repository.
     pub group: String,
     pub cancel_in_progress: bool,
+}
+
+impl Concurrency {
+    fn key(&self) -> String {
+        self.group.to_lowercase()
+    }
 }
 
 /// The matrix a job is one combination of.
@@ -315,7 +324,7 @@ impl Scheduler {
             }
         }
         if let Some(c) = &job.concurrency {
-            self.groups.entry(c.group.clone()).or_default().holder.get_or_insert(id);
+            self.groups.entry(c.key()).or_default().holder.get_or_insert(id);
         }
     }
 
@@ -556,7 +565,8 @@ impl Scheduler {
         let Some(concurrency) = self.jobs[&id].concurrency.clone() else {
             return self.make_queued(id);
         };
-        let group = self.groups.entry(concurrency.group.clone()).or_default();
+        let key = concurrency.key();
+        let group = self.groups.entry(key.clone()).or_default();
         let Some(holder) = group.holder else {
             group.holder = Some(id);
             return self.make_queued(id);
@@ -568,11 +578,11 @@ impl Scheduler {
         if let Some(pending) = pending {
             let newer = |j: JobId| self.jobs.get(&j).map(|j| (j.key.1, j.key.2));
             if newer(pending) > newer(id) {
-                self.groups.get_mut(&concurrency.group).expect("just used").pending = Some(pending);
+                self.groups.get_mut(&key).expect("just used").pending = Some(pending);
                 return self.cancel_job(id, &superseded, out);
             }
         }
-        self.groups.get_mut(&concurrency.group).expect("just used").pending = Some(id);
+        self.groups.get_mut(&key).expect("just used").pending = Some(id);
         if let Some(pending) = pending {
             self.cancel_job(pending, &superseded, out);
         }
@@ -646,7 +656,7 @@ impl Scheduler {
         self.to_notify.push(id);
 
         if let Some(c) = concurrency {
-            self.leave_group(&c.group, id);
+            self.leave_group(&c.key(), id);
         }
         if let Some(key) = matrix {
             self.leave_matrix(run_id, key, id, conclusion, admitted, out);
