@@ -4,13 +4,20 @@
 //! first placement fills every host, then a random running job finishes and the
 //! freed host is placed again, until the queue is empty.
 //!
+//! A second scenario places the same number of jobs as workflows make them (matrix
+//! with max-parallel and fail-fast, needs, `always()`, concurrency groups, failures),
+//! to show what releases, skips and cancellations add.
+//!
 //! Target (issue 4): under 20 µs per placement decision on average, and under 300 MB
 //! peak resident memory for the whole benchmark process (VmHWM). Run with
 //! `cargo bench --bench scheduler`.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use metalfarm::farm::scheduler::{Conclusion, Condition, Decision, HostSpec, JobId, JobSpec, Scheduler};
+use metalfarm::farm::scheduler::{
+    Conclusion, Concurrency, Condition, Decision, HostSpec, JobId, JobSpec, MatrixGroup, Scheduler,
+};
 
 const HOSTS: usize = 10_000;
 const HOST_LABEL_SETS: usize = 40;
@@ -84,18 +91,8 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
-fn leases(decisions: Vec<Decision>, running: &mut Vec<JobId>) -> usize {
-    let before = running.len();
-    running.extend(decisions.into_iter().map(|d| match d {
-        Decision::Lease { job, .. } => job,
-        other => panic!("only leases expected, got {other:?}"),
-    }));
-    running.len() - before
-}
-
-fn main() {
-    let mut rng = Rng(0x6d65_7461_6c66_6172);
-    let mut s = Scheduler::new();
+/// Adds the hosts; returns the host label sets and how many hosts have each.
+fn inventory(s: &mut Scheduler) -> (Vec<Vec<String>>, Vec<usize>) {
     let sets: Vec<Vec<String>> = (0..HOST_LABEL_SETS).map(host_labels).collect();
     let counts = hosts_per_set();
     let mut host = 0;
@@ -105,12 +102,23 @@ fn main() {
             host += 1;
         }
     }
+    (sets, counts)
+}
 
-    // Jobs pick a host set in proportion to its hosts, so the queue drains evenly.
-    let mut weighted: Vec<usize> = Vec::with_capacity(HOSTS);
-    for (set, &count) in counts.iter().enumerate() {
-        weighted.extend(std::iter::repeat_n(set, count));
-    }
+/// Host set numbers, each as often as it has hosts: jobs drawn from it drain evenly.
+fn weighted(counts: &[usize]) -> Vec<usize> {
+    counts.iter().enumerate().flat_map(|(set, &count)| std::iter::repeat_n(set, count)).collect()
+}
+
+fn us(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+/// The brief's scenario: independent jobs.
+fn independent_jobs(rng: &mut Rng) {
+    let mut s = Scheduler::new();
+    let (sets, counts) = inventory(&mut s);
+    let weighted = weighted(&counts);
     let started = Instant::now();
     for id in 1..=JOBS {
         let set = &sets[weighted[rng.below(weighted.len())]];
@@ -118,7 +126,7 @@ fn main() {
             id,
             run_id: id,
             job_key: "test".to_string(),
-            labels: job_labels(&mut rng, set),
+            labels: job_labels(rng, set),
             priority: if rng.below(10) == 0 { 1 + rng.below(5) as i32 } else { 0 },
             queued_at: id,
             needs: Vec::new(),
@@ -156,8 +164,7 @@ fn main() {
     calls.sort();
     let pct = |p: f64| calls[((calls.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
 
-    let us = |d: Duration, n: usize| d.as_secs_f64() * 1e6 / n as f64;
-    println!("scheduler: {HOSTS} hosts over {HOST_LABEL_SETS} label sets, {JOBS} jobs over {job_sets} runs-on sets");
+    println!("independent jobs: {HOSTS} hosts over {HOST_LABEL_SETS} label sets, {JOBS} jobs over {job_sets} runs-on sets");
     println!("  enqueue              {:>8.2} µs per job", us(enqueue_time, JOBS as usize));
     println!(
         "  first placement      {:>8.2} µs per lease ({first} leases in {:.1} ms)",
@@ -176,5 +183,111 @@ fn main() {
     );
     println!("  finish               {:>8.2} µs per job", us(finish_time, calls.len()));
     println!("  finish + place       {:>8.2} µs per lease", us(place_time + finish_time, placed));
-    println!("  peak RSS (VmHWM)     {:>8.1} MiB (target < 300 MB)", peak_rss_mib());
+}
+
+/// Runs as workflows make them: a `build` matrix of 3 (max-parallel 2, fail-fast),
+/// `test` needing it (one run in ten in one of 100 concurrency groups), `report`
+/// needing `test` with `always()`; 2% of builds fail.
+fn workflow_runs(rng: &mut Rng) {
+    const JOBS_PER_RUN: i64 = 5;
+    let mut s = Scheduler::new();
+    let (sets, counts) = inventory(&mut s);
+    let weighted = weighted(&counts);
+    let mut other = 0;
+    let started = Instant::now();
+    for run in 0..JOBS / JOBS_PER_RUN {
+        let set = &sets[weighted[rng.below(weighted.len())]];
+        let labels = job_labels(rng, set);
+        let priority = if rng.below(10) == 0 { 1 + rng.below(5) as i32 } else { 0 };
+        let first = run * JOBS_PER_RUN + 1;
+        let job = |id: JobId, key: &str| JobSpec {
+            id,
+            run_id: run,
+            job_key: key.to_string(),
+            labels: labels.clone(),
+            priority,
+            queued_at: run,
+            needs: Vec::new(),
+            condition: Condition::default(),
+            concurrency: None,
+            matrix: None,
+        };
+        let matrix = MatrixGroup { key: "build".to_string(), max_parallel: Some(2), fail_fast: true };
+        let builds = [first, first + 1, first + 2];
+        for id in builds {
+            other += s.enqueue(JobSpec { matrix: Some(matrix.clone()), ..job(id, "build") }).len();
+        }
+        let concurrency = (rng.below(10) == 0)
+            .then(|| Concurrency { group: format!("deploy-{}", rng.below(100)), cancel_in_progress: false });
+        other += s.enqueue(JobSpec { needs: builds.to_vec(), concurrency, ..job(first + 3, "test") }).len();
+        let always = Condition::new("always()", Default::default());
+        other += s
+            .enqueue(JobSpec { needs: vec![first + 3], condition: always, ..job(first + 4, "report") })
+            .len();
+    }
+    let enqueue_time = started.elapsed();
+
+    let mut running: Vec<JobId> = Vec::with_capacity(HOSTS);
+    let mut stopping: HashSet<JobId> = HashSet::new();
+    let (mut placed, mut cancels, mut skips) = (0, 0, 0);
+    let mut handle = |decisions: Vec<Decision>, running: &mut Vec<JobId>, stopping: &mut HashSet<JobId>| {
+        for d in decisions {
+            match d {
+                Decision::Lease { job, .. } => {
+                    running.push(job);
+                    placed += 1;
+                }
+                Decision::Cancel { job, .. } => {
+                    stopping.insert(job);
+                    cancels += 1;
+                }
+                Decision::Skip { .. } => skips += 1,
+                Decision::Fail { .. } => panic!("no `if` here fails"),
+            }
+        }
+    };
+    let started = Instant::now();
+    handle(s.place(), &mut running, &mut stopping);
+    while !running.is_empty() {
+        let job = running.swap_remove(rng.below(running.len()));
+        let conclusion = if stopping.remove(&job) {
+            Conclusion::Cancelled
+        } else if (job - 1) % JOBS_PER_RUN < 3 && rng.below(50) == 0 {
+            Conclusion::Failure
+        } else {
+            Conclusion::Success
+        };
+        handle(s.finish(job, conclusion), &mut running, &mut stopping);
+        handle(s.place(), &mut running, &mut stopping);
+    }
+    let loop_time = started.elapsed();
+    assert_eq!(other, 0, "enqueueing decides nothing here");
+    assert!(s.queue_lengths().is_empty(), "every job placed, skipped or cancelled");
+
+    println!(
+        "workflow runs: {} runs of {JOBS_PER_RUN} jobs (matrix, needs, always(), concurrency groups)",
+        JOBS / JOBS_PER_RUN
+    );
+    println!("  enqueue              {:>8.2} µs per job", us(enqueue_time, JOBS as usize));
+    println!(
+        "  finish + place       {:>8.2} µs per lease ({placed} leases, {skips} skips, {cancels} cancels in {:.0} ms)",
+        us(loop_time, placed),
+        loop_time.as_secs_f64() * 1e3
+    );
+}
+
+fn leases(decisions: Vec<Decision>, running: &mut Vec<JobId>) -> usize {
+    let before = running.len();
+    running.extend(decisions.into_iter().map(|d| match d {
+        Decision::Lease { job, .. } => job,
+        other => panic!("only leases expected, got {other:?}"),
+    }));
+    running.len() - before
+}
+
+fn main() {
+    let mut rng = Rng(0x6d65_7461_6c66_6172);
+    independent_jobs(&mut rng);
+    workflow_runs(&mut rng);
+    println!("peak RSS (VmHWM) of the process: {:.1} MiB (target < 300 MB)", peak_rss_mib());
 }
