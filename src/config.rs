@@ -112,6 +112,30 @@ pub struct HostConfig {
     pub port: u16,
     /// The host's system name in Cobbler; defaults to `name`.
     pub cobbler_system: Option<String>,
+    /// Its architecture, which is also one of its labels (`x64` or `arm64`).
+    #[serde(default)]
+    pub arch: Arch,
+}
+
+/// A host's CPU architecture, named as GitHub's runner labels name it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    #[default]
+    X64,
+    Arm64,
+}
+
+impl Arch {
+    /// The implicit label every host of this architecture has.
+    pub fn label(self) -> &'static str {
+        match self {
+            Arch::X64 => "x64",
+            Arch::Arm64 => "arm64",
+        }
+    }
 }
 
 impl Default for ServerConfig {

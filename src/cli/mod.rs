@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod client;
 pub mod expr;
+pub mod host;
+pub mod label;
 pub mod plan;
 pub mod serve;
 pub mod workflow_files;
@@ -32,6 +35,10 @@ pub enum Command {
     Expr(expr::ExprArgs),
     /// Dry run: which workflows and jobs an event would start, as JSON.
     Plan(plan::PlanArgs),
+    /// The inventory: add, list, show, lock, unlock and remove hosts (through the server's API).
+    Host(host::HostArgs),
+    /// The labels of the inventory (through the server's API).
+    Label(label::LabelArgs),
 }
 
 /// Exit code for usage and I/O errors, shared by every command.
@@ -43,6 +50,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Expr(args) => expr::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Host(args) => host::run(args),
+        Command::Label(args) => label::run(args),
     }
 }
 

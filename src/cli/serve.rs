@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use tokio::sync::Notify;
-
 use crate::config::Config;
+use crate::farm::hosts::Inventory;
 use crate::farm::Farm;
 use crate::forge::app::GithubApp;
 use crate::store::Store;
+use crate::web::api::AdminToken;
 use crate::web::{router, AppState};
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +54,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.server.data_dir)
         .with_context(|| format!("cannot create the data folder {}", config.server.data_dir.display()))?;
     ensure_admin_token(&config.server.admin_token_file)?;
+    let admin_token = AdminToken::new(&read_secret(&config.server.admin_token_file)?);
+    if admin_token.is_none() {
+        tracing::warn!("server.admin_token_file is empty: changes through the API will be refused");
+    }
     let webhook_secret = match &config.forge.webhook_secret_file {
         Some(path) => Some(Arc::<[u8]>::from(read_secret(path)?.into_bytes())),
         None => {
@@ -62,25 +66,26 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
+    let inventory = Inventory::new(store.clone());
+    let hosts =
+        inventory.sync_config(&config.hosts).await.context("cannot apply the config's [[host]] entries")?;
+    tracing::info!(hosts = hosts.len(), "inventory loaded");
     let listen = config.server.listen;
     let forge = github_app(&config)?.map(Arc::new);
     if forge.is_none() {
         tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
     }
-    let farm = Arc::new(Farm {
-        config: Arc::new(config),
-        store: store.clone(),
-        deliveries_waiting: Arc::new(Notify::new()),
-        outbox_waiting: Arc::new(Notify::new()),
-        forge: forge.clone(),
-    });
+    let farm = Arc::new(Farm::new(config, store.clone(), forge.clone()));
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
+    let cron = tokio::spawn(crate::farm::cron::run_forever(farm.clone()));
 
     let app = router(AppState {
         store: store.clone(),
         webhook_secret,
         deliveries_waiting: farm.deliveries_waiting.clone(),
+        inventory,
+        admin_token,
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -92,6 +97,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     processor.abort();
+    cron.abort();
     if let Some(reporter) = reporter {
         reporter.abort();
     }

@@ -1,8 +1,10 @@
 //! The control plane: the only module that ties the store, the forge, the workflow
 //! language and (later) the hosts together.
 
+pub mod cron;
 pub mod deliveries;
 pub mod events;
+pub mod hosts;
 pub mod reporter;
 pub mod rerun;
 pub mod scheduler;
@@ -27,4 +29,17 @@ pub struct Farm {
     pub outbox_waiting: Arc<Notify>,
     /// The GitHub App the farm acts as, when configured.
     pub forge: Option<Arc<GithubApp>>,
+}
+
+impl Farm {
+    /// A farm on `store`, reporting as `forge` when there is one.
+    pub fn new(config: Config, store: Store, forge: Option<Arc<GithubApp>>) -> Farm {
+        Farm {
+            config: Arc::new(config),
+            store,
+            deliveries_waiting: Arc::new(Notify::new()),
+            outbox_waiting: Arc::new(Notify::new()),
+            forge,
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Repository reads through the forge's API: what a ref points at, and the workflow
-//! files a commit carries.
+//! Repository reads through the forge's API: what a ref points at, the head of the
+//! default branch, and the workflow files a commit carries.
 
 use base64::Engine;
 use http::Method;
@@ -65,4 +65,26 @@ pub async fn resolve_commit(client: &Octocrab, repo: &str, git_ref: &str) -> Res
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ForgeError::Permanent(format!("{repo}: no commit for {git_ref}")))
+}
+
+/// The head of a repository's default branch, where scheduled runs run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefaultBranchHead {
+    /// The repository as the forge describes it: what event payloads carry as `repository`.
+    pub repository: Json,
+    /// The branch's short name (`master`).
+    pub branch: String,
+    pub sha: String,
+}
+
+/// The default branch of `repo` and the commit it points at now.
+pub async fn default_branch_head(client: &Octocrab, repo: &str) -> Result<DefaultBranchHead, ForgeError> {
+    let repository = send(client, Method::GET, &format!("/repos/{repo}"), None).await?;
+    let branch = repository
+        .get("default_branch")
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ForgeError::Permanent(format!("{repo}: the forge names no default branch")))?;
+    let sha = resolve_commit(client, repo, &branch).await?;
+    Ok(DefaultBranchHead { repository, branch, sha })
 }

@@ -61,7 +61,7 @@ impl Store {
             Some(outcome) => outcome,
             // The writer's runtime has ended (a store used from another runtime):
             // commit alone, which is as durable, only slower.
-            None => insert_delivery_in(self.pool(), id, event, body, received_at).await,
+            None => insert_delivery_in(self.writes(), id, event, body, received_at).await,
         }
     }
 
@@ -83,7 +83,7 @@ impl Store {
             .bind(now_ms())
             .bind(outcome)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(())
     }

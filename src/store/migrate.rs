@@ -11,11 +11,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("migrations/sqlite/0002_hosts.sql"),
+        postgres: include_str!("migrations/postgres/0002_hosts.sql"),
+    },
+    Migration {
+        version: 3,
+        sqlite: include_str!("migrations/sqlite/0003_cron.sql"),
+        postgres: include_str!("migrations/postgres/0003_cron.sql"),
+    },
+];
 
 #[cfg(test)]
 pub(super) fn latest() -> i64 {
@@ -31,7 +43,7 @@ pub(super) async fn applied(store: &Store) -> Result<i64, StoreError> {
 
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
     store
-        .pool()
+        .writes()
         .execute(
             "CREATE TABLE IF NOT EXISTS metalfarm_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -43,7 +55,7 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
             Backend::Postgres => migration.postgres,
         };
         let apply = async {
-            let mut tx = store.pool().begin().await?;
+            let mut tx = store.writes().begin().await?;
             tx.execute(sql).await?;
             sqlx::query("INSERT INTO metalfarm_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(migration.version)

@@ -6,12 +6,15 @@
 //! Operations live in submodules by what they are about (`deliveries`, …), each a set
 //! of `impl Store` methods, as thin as the SQL they wrap.
 
+mod cron;
 mod deliveries;
+mod hosts;
 mod migrate;
 mod outbox;
 mod runs;
 mod writer;
 
+pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
@@ -43,10 +46,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// A handle on the database; cheap to clone (a connection pool).
+/// A handle on the database; cheap to clone (connection pools).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads, and on PostgreSQL everything.
     pool: AnyPool,
+    /// Writes. On SQLite one connection: SQLite has one writer at a time, and writers
+    /// that meet its lock sleep and poll (milliseconds each), while writers queued on a
+    /// pool of one are woken in order the moment the connection is free.
+    writes: AnyPool,
     backend: Backend,
     /// The group-commit task webhook deliveries are stored through.
     delivery_writer: writer::DeliveryWriter,
@@ -69,27 +77,20 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            // SQLite has one writer at a time: a small pool, and writers wait rather than fail.
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer; FULL makes every
-                        // commit durable before the webhook is answered.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        let delivery_writer = writer::DeliveryWriter::spawn(pool.clone());
-        let store = Store { pool, backend, delivery_writer };
+        let (pool, writes) = match backend {
+            Backend::Postgres => {
+                let pool = connect(&options, backend, 16).await?;
+                (pool.clone(), pool)
+            }
+            // An in-memory database exists once per connection: one pool for all.
+            Backend::Sqlite if url.contains(":memory:") => {
+                let pool = connect(&options, backend, 1).await?;
+                (pool.clone(), pool)
+            }
+            Backend::Sqlite => (connect(&options, backend, 4).await?, connect(&options, backend, 1).await?),
+        };
+        let delivery_writer = writer::DeliveryWriter::spawn(writes.clone());
+        let store = Store { pool, writes, backend, delivery_writer };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -98,13 +99,44 @@ impl Store {
         self.backend
     }
 
+    /// The pool for reads.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// The pool every write goes through (on SQLite, one connection).
+    pub(crate) fn writes(&self) -> &AnyPool {
+        &self.writes
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writes.close().await;
     }
+}
+
+/// A pool with the farm's connection settings.
+async fn connect(options: &AnyConnectOptions, backend: Backend, size: u32) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer; FULL makes every commit
+                    // durable before the webhook is answered; other processes' writers
+                    // (an admin's sqlite3) are waited for rather than failed.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await?;
+    Ok(pool)
 }
 
 /// `sqlite://path` with `mode=rwc` (create when missing), after creating the folder.

@@ -82,7 +82,7 @@ impl Store {
         sqlx::query("UPDATE check_runs SET forge_id = $1 WHERE id = $2")
             .bind(forge_id)
             .bind(check_run_id)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(())
     }
@@ -95,7 +95,7 @@ impl Store {
         .bind(now_ms())
         .bind(check_run_id)
         .bind(last_item)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -114,7 +114,7 @@ impl Store {
         .bind(next_attempt_ms)
         .bind(error)
         .bind(check_run_id)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! next start; a crash after it leaves nothing to redo. Either way: exactly one run.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use super::{now_ms, Store, StoreError};
 
@@ -151,20 +151,36 @@ pub struct Annotation {
     pub title: Option<String>,
 }
 
-/// A write transaction over runs, jobs, check runs and deliveries.
+/// A write transaction over runs, jobs, check runs and deliveries. It begins at its
+/// first statement, not at [`Store::begin`]: an event handler asks the forge before it
+/// writes, and must not hold the database's one writer while it waits for the forge.
 pub struct Tx {
-    tx: Transaction<'static, Any>,
+    writes: AnyPool,
+    tx: Option<Transaction<'static, Any>>,
 }
 
 impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx { tx: self.pool().begin().await? })
+        Ok(Tx { writes: self.writes().clone(), tx: None })
     }
 }
 
 impl Tx {
+    /// Commits what was written; a transaction that wrote nothing has nothing to commit.
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
+        match self.tx {
+            Some(tx) => Ok(tx.commit().await?),
+            None => Ok(()),
+        }
+    }
+
+    /// The transaction's connection, beginning the transaction on first use.
+    pub(super) async fn conn(&mut self) -> Result<&mut AnyConnection, StoreError> {
+        let tx = match &mut self.tx {
+            Some(tx) => tx,
+            none => none.insert(self.writes.begin().await?),
+        };
+        Ok(&mut **tx)
     }
 
     /// Records a run with the next run number of its repository and workflow, or the
@@ -178,7 +194,7 @@ impl Tx {
                 )
                 .bind(run.repo)
                 .bind(run.workflow)
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn().await?)
                 .await?;
                 (row.try_get::<i64, _>("last")?, 1)
             }
@@ -190,7 +206,7 @@ impl Tx {
                 .bind(run.repo)
                 .bind(run.workflow)
                 .bind(number)
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn().await?)
                 .await?;
                 (number, row.try_get::<i64, _>("next")?)
             }
@@ -215,7 +231,7 @@ impl Tx {
         .bind(i64::from(run.fork))
         .bind(run.approval.as_str())
         .bind(now_ms())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await?;
         Ok(RunIds { run_id: row.try_get("id")?, run_number, run_attempt })
     }
@@ -234,7 +250,7 @@ impl Tx {
             .bind(status)
             .bind(conclusion)
             .bind(run_id)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }
@@ -255,7 +271,7 @@ impl Tx {
         .bind(job.concurrency)
         .bind(job.status.as_str())
         .bind(now_ms())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await?;
         Ok(row.try_get("id")?)
     }
@@ -279,7 +295,7 @@ impl Tx {
         .bind(repo)
         .bind(installation_id)
         .bind(now_ms())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await?;
         let check_run_id: i64 = row.try_get("id")?;
         self.queue_check_run_state(check_run_id, state).await?;
@@ -300,7 +316,7 @@ impl Tx {
         .bind(serde_json::to_string(state).expect("check run states serialise"))
         .bind(now)
         .bind(now)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await?;
         Ok(())
     }
@@ -312,7 +328,7 @@ impl Tx {
             .bind(Approval::Approved.as_str())
             .bind(run_id)
             .bind(Approval::Required.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await?
             .rows_affected()
             == 1;
@@ -321,7 +337,7 @@ impl Tx {
                 .bind(JobStatus::Queued.as_str())
                 .bind(run_id)
                 .bind(JobStatus::Waiting.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await?;
         }
         Ok(approved)
@@ -336,7 +352,7 @@ impl Tx {
              FROM check_runs c JOIN jobs j ON j.id = c.job_id WHERE c.run_id = $1 ORDER BY c.id",
         )
         .bind(run_id)
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await?;
         let decode = |text: String| -> Result<Vec<String>, sqlx::Error> {
             serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -360,7 +376,7 @@ impl Tx {
             .bind(now_ms())
             .bind(outcome)
             .bind(id)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await?;
         Ok(())
     }

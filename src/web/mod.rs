@@ -2,6 +2,7 @@
 //! API, metrics and the dashboard. Handlers are thin: they check input, call the store
 //! or the farm, and answer.
 
+pub mod api;
 mod webhook;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::Notify;
 
+use crate::farm::hosts::Inventory;
 use crate::store::Store;
 
 /// GitHub caps webhook payloads at 25 MB; anything larger is refused with 413.
@@ -24,12 +26,17 @@ pub struct AppState {
     pub webhook_secret: Option<Arc<[u8]>>,
     /// Woken after a delivery is stored, so processing starts at once.
     pub deliveries_waiting: Arc<Notify>,
+    /// The hosts, for the REST API.
+    pub inventory: Inventory,
+    /// The token of mutating API calls; without one they are refused (403).
+    pub admin_token: Option<api::AdminToken>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhook", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
         .route("/healthz", get(|| async { "ok\n" }))
+        .nest(api::PREFIX, api::router(state.clone()))
         .with_state(state)
 }
 

@@ -78,8 +78,19 @@ pub struct JobPlan {
     /// the job is skipped when a job it needs is skipped.
     pub implies_success: bool,
     pub concurrency: Option<ConcurrencyPlan>,
+    /// For a combination of an expanded matrix: how the scheduler treats the matrix's
+    /// jobs together.
+    pub strategy: Option<StrategyPlan>,
     /// Why the job fails before it runs (its matrix or an expression), if it does.
     pub error: Option<PlanError>,
+}
+
+/// `strategy.fail-fast` and `strategy.max-parallel` of a matrix, evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StrategyPlan {
+    pub fail_fast: bool,
+    /// At most this many of the matrix's jobs run at once; `None`: no limit.
+    pub max_parallel: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +201,7 @@ fn failed_job(job: &Job, error: PlanError) -> JobPlan {
         if_: job.if_.as_ref().map_or(DEFAULT_IF.to_string(), |c| c.value.clone()),
         implies_success: true,
         concurrency: None,
+        strategy: None,
         error: Some(error),
     }
 }
@@ -278,6 +290,7 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
                     if_,
                     implies_success,
                     concurrency: None,
+                    strategy: None,
                     error: None,
                 });
                 return Ok(());
@@ -296,7 +309,9 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
     for (index, combination) in combinations.into_iter().enumerate() {
         let mut job_contexts = job_base.clone();
         job_contexts.insert("matrix".into(), combination.clone().map_or(Value::Null, Value::Object));
-        job_contexts.insert("strategy".into(), strategy_context(job, index, total, &job_contexts)?);
+        let strategy = strategy_context(job, index, total, &job_contexts)?;
+        let strategy_plan = combination.as_ref().map(|_| strategy_plan(&strategy, total));
+        job_contexts.insert("strategy".into(), strategy);
 
         let name = job_name(job, combination.as_ref(), &job_contexts)?;
         let mut runs_on = Vec::new();
@@ -316,10 +331,25 @@ fn plan_job(job: &Job, contexts: &IndexMap<String, Value>, out: &mut Vec<JobPlan
             if_: if_.clone(),
             implies_success,
             concurrency,
+            strategy: strategy_plan,
             error: None,
         });
     }
     Ok(())
+}
+
+/// The scheduler's view of a matrix's `strategy` context. A `max-parallel` that is not a
+/// positive number, or not below the number of jobs, limits nothing.
+fn strategy_plan(strategy: &Value, total: usize) -> StrategyPlan {
+    let Value::Object(map) = strategy else {
+        return StrategyPlan { fail_fast: true, max_parallel: None };
+    };
+    let fail_fast = map.get("fail-fast").is_none_or(Value::is_truthy);
+    let max_parallel = match map.get("max-parallel") {
+        Some(Value::Number(n)) if *n >= 1.0 && (*n as usize) < total => Some(*n as u32),
+        _ => None,
+    };
+    StrategyPlan { fail_fast, max_parallel }
 }
 
 /// `strategy`: fail-fast, job-index, job-total, max-parallel.
@@ -692,6 +722,30 @@ mod tests {
         assert_eq!(b.runs_on, vec!["self-hosted", "${{ needs.a.outputs.label }}"]);
         assert_eq!(b.concurrency.as_ref().map(|c| c.group.as_str()), Some("${{ needs.a.outputs.label }}"));
         assert_eq!(plan.run_name, "ci.yml");
+    }
+
+    #[test]
+    fn matrix_jobs_carry_their_strategy() {
+        let plan_of = |strategy: &str| {
+            let text = format!(
+                "on: push\njobs:\n  t:\n    runs-on: x\n    strategy:\n      matrix: {{os: [a, b, c]}}\n{strategy}    steps: [{{run: echo}}]\n  u:\n    runs-on: x\n    steps: [{{run: echo}}]\n"
+            );
+            let loaded =
+                crate::workflow::load::load(&text, &crate::workflow::load::LoadOptions { syntax_only: true });
+            let workflow = loaded.workflow.unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+            let event = Event::new("push", serde_json::json!({"ref": "refs/heads/main", "after": "abc"}));
+            plan(&workflow, &event, &PlanOptions::default()).expect("plans")
+        };
+        let defaults = plan_of("");
+        assert_eq!(defaults.jobs.len(), 4);
+        assert!(defaults.jobs[..3]
+            .iter()
+            .all(|j| j.strategy == Some(StrategyPlan { fail_fast: true, max_parallel: None })));
+        assert_eq!(defaults.jobs[3].strategy, None, "a job without a matrix has no strategy");
+        let limited = plan_of("      fail-fast: false\n      max-parallel: 2\n");
+        assert_eq!(limited.jobs[0].strategy, Some(StrategyPlan { fail_fast: false, max_parallel: Some(2) }));
+        let unlimited = plan_of("      max-parallel: ${{ 3 }}\n");
+        assert_eq!(unlimited.jobs[0].strategy, Some(StrategyPlan { fail_fast: true, max_parallel: None }));
     }
 
     #[test]

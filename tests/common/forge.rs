@@ -64,6 +64,8 @@ struct ForgeState {
     failures: VecDeque<Failure>,
     /// Branch and tag heads: (repo, short name) → sha.
     refs: HashMap<(String, String), String>,
+    /// Repositories the forge describes (`GET /repos/{owner}/{repo}`): full name → default branch.
+    default_branches: HashMap<String, String>,
     /// Files in commits: (repo, sha, path) → text.
     files: HashMap<(String, String, String), String>,
     /// Repository roles by login (`admin`, `maintain`, `write`, `triage`, `read`).
@@ -97,6 +99,11 @@ impl TestForge {
     /// `name` (a branch or tag of `repo`) points at `sha`.
     pub fn set_ref(&self, repo: &str, name: &str, sha: &str) {
         self.state.lock().unwrap().refs.insert((repo.to_owned(), name.to_owned()), sha.to_owned());
+    }
+
+    /// `repo` exists, with `branch` as its default branch.
+    pub fn set_default_branch(&self, repo: &str, branch: &str) {
+        self.state.lock().unwrap().default_branches.insert(repo.to_owned(), branch.to_owned());
     }
 
     /// Commit `sha` of `repo` holds `path` with `text`.
@@ -215,6 +222,28 @@ fn serve(
             }
             let _ = (owner, repo);
             (StatusCode::OK, vec![], json!({ "id": 1, "app_id": 4242 }))
+        }
+        ("GET", ["repos", owner, repo]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let full_name = format!("{owner}/{repo}");
+            match state.default_branches.get(&full_name) {
+                // The fields of GitHub's `full-repository` that payloads and the farm read.
+                Some(branch) => {
+                    let answer = json!({
+                        "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": repo,
+                        "full_name": full_name, "private": false, "fork": false, "visibility": "public",
+                        "owner": { "login": owner, "id": 1, "type": "Organization", "site_admin": false },
+                        "html_url": format!("https://github.com/{full_name}"),
+                        "url": format!("https://api.github.com/repos/{full_name}"),
+                        "default_branch": branch,
+                    });
+                    (StatusCode::OK, vec![], answer)
+                }
+                None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "Not Found" })),
+            }
         }
         ("GET", ["repos", owner, repo, "commits", name]) => {
             if !state.tokens.contains_key(&bearer) {

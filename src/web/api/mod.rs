@@ -1,0 +1,101 @@
+//! The REST API under `/api/v1` (JSON), and its OpenAPI description at
+//! `/api/v1/openapi.json`, generated from the handlers (utoipa).
+//!
+//! One file per resource (`hosts.rs`, `labels.rs`, …), each with a `routes()` that
+//! lists its handlers. To add an endpoint: write the handler with a
+//! `#[utoipa::path(...)]` attribute (method, path relative to `/api/v1`, a unique
+//! `operation_id`, responses; `security(("admin_token" = []))` when it changes
+//! anything) and add it to its file's
+//! `routes()` with `routes!(…)` (handlers of one path share one `routes!`); a new
+//! resource file is merged in [`router`]. Handlers return `Result<_, ApiError>`, read
+//! bodies with [`JsonBody`] and turn library errors into [`ApiError`] with `From`.
+//! Every method but GET and HEAD needs the admin token; the layer in `auth.rs`
+//! checks it before any handler runs.
+
+mod auth;
+mod error;
+pub mod hosts;
+pub mod labels;
+
+pub use auth::AdminToken;
+pub use error::{ApiError, ErrorBody, JsonBody};
+
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use super::AppState;
+
+/// Where the API is mounted.
+pub const PREFIX: &str = "/api/v1";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "metalfarm",
+        description = "The REST API of a metalfarm server: the inventory of bare-metal hosts, \
+                       their labels, runs and jobs. Calls that change anything need \
+                       `Authorization: Bearer <admin token>`."
+    ),
+    servers((url = "/api/v1")),
+    modifiers(&AdminTokenScheme),
+    tags(
+        (name = "hosts", description = "The inventory: hosts, their states and locks"),
+        (name = "labels", description = "The labels jobs' `runs-on` match against"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `admin_token` security scheme the mutating operations name.
+struct AdminTokenScheme;
+
+impl utoipa::Modify for AdminTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The content of the server's `server.admin_token_file`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's routes, relative to [`PREFIX`], and its OpenAPI document.
+pub fn router(state: AppState) -> Router<AppState> {
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        // One line per resource file.
+        .merge(hosts::routes())
+        .merge(labels::routes())
+        .split_for_parts();
+    let document: Arc<str> = openapi.to_pretty_json().expect("the OpenAPI document serialises").into();
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document.to_string()).into_response() }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
+        })
+        .layer(axum::middleware::from_fn_with_state(state, auth::require_admin_for_changes))
+}
+
+/// Unix milliseconds as the API writes times: RFC 3339, UTC, to the second.
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
