@@ -132,6 +132,7 @@ fn independent_jobs(rng: &mut Rng) {
             needs: Vec::new(),
             condition: Condition::default(),
             concurrency: None,
+            run_concurrency: None,
             matrix: None,
         };
         assert!(s.enqueue(spec).is_empty());
@@ -210,6 +211,7 @@ fn workflow_runs(rng: &mut Rng) {
             needs: Vec::new(),
             condition: Condition::default(),
             concurrency: None,
+            run_concurrency: None,
             matrix: None,
         };
         let matrix = MatrixGroup { key: "build".to_string(), max_parallel: Some(2), fail_fast: true };
