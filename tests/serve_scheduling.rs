@@ -169,3 +169,34 @@ async fn lease_timeout_farm(extra: &str) -> (FarmServer, TestForge) {
         FarmServer::start_reporting_with(&forge.api_url(), &private, "lease_timeout = \"1s\"\n", extra);
     (server, forge)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_run_of_a_cancel_in_progress_group_cancels_the_running_one() {
+    let (server, forge) = farm_and_forge(REPO).await;
+    server.write(
+        "workflows/ci.yml",
+        "name: CI\non: push\nconcurrency:\n  group: ci-${{ github.ref }}\n  cancel-in-progress: true\n\
+         jobs:\n  kvm:\n    runs-on: [self-hosted, intel64]\n    steps:\n      - run: make check\n",
+    );
+    let token = admin_token(&server);
+    ok(&server, &token, &["host", "add", "intel-1", "--label", "intel64"]);
+    push(&server, "d-first").await;
+    forge
+        .wait_for("the first run's job running", |runs| {
+            nth(runs, "CI / kvm", 0).is_some_and(|r| r.status == "in_progress")
+        })
+        .await;
+
+    push(&server, "d-second").await;
+    forge
+        .wait_for("the first cancelled, the second running", |runs| {
+            nth(runs, "CI / kvm", 0).is_some_and(|r| r.conclusion.as_deref() == Some("cancelled"))
+                && nth(runs, "CI / kvm", 1).is_some_and(|r| r.status == "in_progress")
+        })
+        .await;
+    let first = nth(&forge.check_runs(), "CI / kvm", 0).cloned().unwrap();
+    assert_eq!(first.history, ["queued", "in_progress", "completed"]);
+    assert!(first.summary.contains("ci-refs/heads/master"), "{}", first.summary);
+    assert_eq!(host(&server, "intel-1").await["state"], "leased");
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}

@@ -298,18 +298,16 @@ impl Driver {
     async fn command(&mut self, command: Command) -> Result<(), DriveError> {
         match command {
             Command::Wake => self.take_new_runs().await,
-            Command::Cancel { job, answer } => {
-                match self.cancel(job).await {
-                    Ok(answered) => {
-                        let _ = answer.send(answered);
-                        Ok(())
-                    }
-                    Err(err) => {
-                        let _ = answer.send(Err(CancelError::Unavailable(err.to_string())));
-                        Err(err)
-                    }
+            Command::Cancel { job, answer } => match self.cancel(job).await {
+                Ok(answered) => {
+                    let _ = answer.send(answered);
+                    Ok(())
                 }
-            }
+                Err(err) => {
+                    let _ = answer.send(Err(CancelError::Unavailable(err.to_string())));
+                    Err(err)
+                }
+            },
         }
     }
 
@@ -615,6 +613,10 @@ fn job_spec(
             .concurrency
             .clone()
             .map(|group| Concurrency { group, cancel_in_progress: job.cancel_in_progress }),
+        run_concurrency: job
+            .run_concurrency
+            .clone()
+            .map(|(group, cancel_in_progress)| Concurrency { group, cancel_in_progress }),
         matrix: job.strategy.map(|(fail_fast, max_parallel)| MatrixGroup {
             key: job.job_key.clone(),
             max_parallel,

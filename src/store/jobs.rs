@@ -19,6 +19,8 @@ pub struct SchedulingJob {
     pub condition: String,
     pub concurrency: Option<String>,
     pub cancel_in_progress: bool,
+    /// The run's concurrency group (the workflow's `concurrency`) and its `cancel-in-progress`.
+    pub run_concurrency: Option<(String, bool)>,
     /// `Some` for a matrix's job: (fail-fast, max-parallel).
     pub strategy: Option<(bool, Option<u32>)>,
     pub status: JobStatus,
@@ -32,7 +34,7 @@ pub struct SchedulingJob {
 
 const SCHEDULING_COLUMNS: &str = "j.id, j.run_id, j.job_key, j.runs_on, j.needs, j.condition, j.concurrency, \
      j.cancel_in_progress, j.fail_fast, j.max_parallel, j.status, j.conclusion, j.host, r.priority, j.created_at, \
-     j.waiting_reason";
+     j.waiting_reason, r.concurrency AS run_concurrency, r.cancel_in_progress AS run_cancel_in_progress";
 
 fn scheduling_job(row: &sqlx::any::AnyRow) -> Result<SchedulingJob, sqlx::Error> {
     let list = |column: &str| -> Result<Vec<String>, sqlx::Error> {
@@ -50,6 +52,10 @@ fn scheduling_job(row: &sqlx::any::AnyRow) -> Result<SchedulingJob, sqlx::Error>
         condition: row.try_get("condition")?,
         concurrency: row.try_get("concurrency")?,
         cancel_in_progress: row.try_get::<i64, _>("cancel_in_progress")? == 1,
+        run_concurrency: row
+            .try_get::<Option<String>, _>("run_concurrency")?
+            .map(|group| Ok::<_, sqlx::Error>((group, row.try_get::<i64, _>("run_cancel_in_progress")? == 1)))
+            .transpose()?,
         strategy: fail_fast.map(|f| (f == 1, max_parallel.map(|m| m.clamp(0, i64::from(u32::MAX)) as u32))),
         status: JobStatus::parse(&status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status `{status}`").into()))?,
@@ -125,6 +131,22 @@ impl Store {
 }
 
 impl Tx {
+    /// Records the workflow's concurrency group, which the whole run holds.
+    pub async fn set_run_concurrency(
+        &mut self,
+        run_id: i64,
+        group: &str,
+        cancel_in_progress: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET concurrency = $1, cancel_in_progress = $2 WHERE id = $3")
+            .bind(group)
+            .bind(i64::from(cancel_in_progress))
+            .bind(run_id)
+            .execute(self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
     /// A host holds a lease for a job the store still calls queued (a crash came
     /// between the two writes): the job is under way there. False when it was not queued.
     pub async fn start_queued_job(&mut self, job_id: i64, host: &str) -> Result<bool, StoreError> {
