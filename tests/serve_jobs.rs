@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::process::Stdio;
+
+use common::cli::{admin_token, cli, cli_command, ok};
 use common::farm::{deliver, example_payload, farm_and_forge, get, post, FarmServer};
 use serde_json::{json, Value};
 
@@ -48,16 +51,9 @@ fn dispatch<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Runs a command that must succeed; its stdout.
-fn ok(server: &FarmServer, token: &str, args: &[&str]) -> String {
-    let ran = server.cli(Some(token), args);
-    assert_eq!(ran.code, 0, "metalfarm {args:?}: {ran:?}");
-    ran.stdout
-}
-
 /// Runs a command the server must refuse; its stderr.
 fn refused(server: &FarmServer, token: &str, args: &[&str]) -> String {
-    let ran = server.cli(Some(token), args);
+    let ran = cli(server, Some(token), args);
     assert_eq!(ran.code, 1, "metalfarm {args:?}: {ran:?}");
     ran.stderr
 }
@@ -75,8 +71,13 @@ async fn pushed() -> (FarmServer, common::forge::TestForge) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jobs_of_a_push_are_listed_and_shown() {
     let (server, forge) = pushed().await;
-    let token = server.admin_token();
+    let token = admin_token(&server);
 
+    // The scheduler has looked at them: nothing in the inventory can run them.
+    let waiting =
+        wait_for_jobs(&server, "/api/v1/jobs", |jobs| jobs.iter().all(|j| j["waiting_reason"].is_string()))
+            .await;
+    assert_eq!(waiting.len(), 2);
     insta::assert_snapshot!("jobs_queued", ok(&server, &token, &["job", "list"]));
     let queued: Vec<Value> = serde_json::from_str(&ok(
         &server,
@@ -125,7 +126,92 @@ async fn the_jobs_of_a_push_are_listed_and_shown() {
         busy,
         "metalfarm run rerun: run 1 has 2 unfinished job(s): cancel them or let them end first\n"
     );
+
+    // Cancelling the queued build ends it at once; kvm, which needs it, is skipped.
+    assert_eq!(ok(&server, &token, &["job", "cancel", "1"]), "cancelled job 1 (build)\n");
+    forge
+        .wait_for("build cancelled on the forge", |runs| {
+            runs.iter().any(|c| c.name == "CI / build" && c.conclusion.as_deref() == Some("cancelled"))
+        })
+        .await;
+    assert_eq!(
+        refused(&server, &token, &["job", "cancel", "1"]),
+        "metalfarm job cancel: job 1 has already completed: cancelled\n"
+    );
+    assert_eq!(refused(&server, &token, &["job", "cancel", "99"]), "metalfarm job cancel: no job 99\n");
+    let unauthorised = cli(&server, None, &["job", "cancel", "2"]);
+    assert_eq!(unauthorised.code, 1, "{unauthorised:?}");
+    assert!(unauthorised.stderr.contains("METALFARM_TOKEN"), "{}", unauthorised.stderr);
+    let ended =
+        wait_for_jobs(&server, "/api/v1/jobs?run=1", |jobs| jobs.iter().all(|j| j["status"] == "completed"))
+            .await;
+    let outcomes: Vec<_> = ended.iter().map(|j| (j["job_key"].clone(), j["conclusion"].clone())).collect();
+    assert_eq!(outcomes, [(json!("kvm"), json!("skipped")), (json!("build"), json!("cancelled"))]);
+
+    // Now it can be re-run: attempt 2, with its own jobs, at a higher priority.
+    let rerun: Value =
+        serde_json::from_str(&ok(&server, &token, &["run", "rerun", "1", "--priority", "3", "--json"]))
+            .unwrap();
+    let ids = (rerun["id"].as_i64(), rerun["run_number"].as_i64(), rerun["run_attempt"].as_i64());
+    assert_eq!(ids, (Some(2), Some(1), Some(2)));
+    assert_eq!(rerun["priority"], 3);
+    let jobs: Vec<_> = rerun["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["job_key"].clone(), j["status"].clone()))
+        .collect();
+    assert_eq!(jobs, [(json!("build"), json!("queued")), (json!("kvm"), json!("queued"))]);
+    assert_eq!(refused(&server, &token, &["run", "rerun", "99"]), "metalfarm run rerun: no run 99\n");
+    forge.wait_for("the re-run's check runs", |runs| runs.len() == 4).await;
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
+
+/// Waits (bounded) until the jobs `path` lists satisfy `done`; them.
+async fn wait_for_jobs(server: &FarmServer, path: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = get(&server.url(path)).await;
+        let jobs: Vec<Value> = serde_json::from_str(&answer.body).expect("jobs as JSON");
+        if done(&jobs) {
+            return jobs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never got there: {jobs:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// `dispatch --wait` follows the run's jobs and ends, failing, when they are cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_wait_follows_the_run_until_it_ends() {
+    let (server, forge) = farm_and_forge(REPO_TOML).await;
+    server.write("workflows/deploy.yml", DEPLOY);
+    forge.set_default_branch(REPO, "main");
+    forge.set_ref(REPO, "main", MAIN_SHA);
+    let token = admin_token(&server);
+    let mut waiting = cli_command(&server, Some(&token), &dispatch(&["--input", "target=staging", "--wait"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start metalfarm dispatch --wait");
+    wait_for_jobs(&server, "/api/v1/jobs", |jobs| jobs.len() == 1).await;
+    assert_eq!(ok(&server, &token, &["job", "cancel", "1"]), "cancelled job 1 (deploy to staging)\n");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while waiting.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = waiting.kill();
+            panic!("dispatch --wait did not end when its run did");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = waiting.wait_with_output().expect("its output");
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.starts_with("started run 1 (Deploy #1, attempt 1)"), "{stdout}");
+    let end = "job 1 (deploy to staging): queued -> completed: cancelled\nrun 1 ended: cancelled\n";
+    assert!(stdout.ends_with(end), "{stdout}");
+    assert_eq!(stderr, "metalfarm dispatch: run 1 ended cancelled\n");
 }
 
 // The test forge answers on this runtime while the CLI runs: more than one thread.
@@ -135,7 +221,7 @@ async fn dispatch_starts_a_run_with_checked_inputs() {
     server.write("workflows/deploy.yml", DEPLOY);
     forge.set_default_branch(REPO, "main");
     forge.set_ref(REPO, "main", MAIN_SHA);
-    let token = server.admin_token();
+    let token = admin_token(&server);
     // Inputs are checked against the declared ones before anything is recorded.
     let cases: [(&[&str], &str); 4] = [
         (

@@ -114,8 +114,7 @@ pub(super) fn status_text(job: &JobView) -> String {
     }
 }
 
-/// The rows of a table of jobs (shared with `dispatch`).
-pub(super) fn jobs_table(jobs: &[JobView]) -> String {
+fn jobs_table(jobs: &[JobView]) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
@@ -162,7 +161,7 @@ fn show_text(job: &JobView) -> String {
         fields.push(("matrix", matrix.to_string()));
     }
     if let Some(reason) = &job.waiting_reason {
-        fields.push(("waiting for", reason.clone()));
+        fields.push(("waiting", reason.clone()));
     }
     fields.push(("created", job.created_at.clone()));
     fields.push(("started", or_dash(job.started_at.as_deref())));

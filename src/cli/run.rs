@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use hyper::Method;
 
-use super::client::{json_text, run_command, ApiArgs, ApiClient, ClientError};
+use super::client::{json_text, run_command, table, ApiArgs, ApiClient, ClientError};
 use crate::web::api::runs::{RerunRequest, RunView};
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +57,11 @@ pub(super) fn started_text(run: &RunView) -> String {
         jobs.len()
     );
     if !jobs.is_empty() {
-        out.push_str(&super::job::jobs_table(jobs));
+        let rows: Vec<Vec<String>> = jobs
+            .iter()
+            .map(|j| vec![j.id.to_string(), j.name.clone(), j.runs_on.join(", "), j.needs.join(", ")])
+            .collect();
+        out.push_str(&table(&["ID", "JOB", "RUNS-ON", "NEEDS"], &rows));
     }
     out
 }

@@ -9,6 +9,7 @@
 mod cron;
 mod deliveries;
 mod hosts;
+mod jobs;
 mod jobs_read;
 mod migrate;
 mod outbox;
@@ -17,6 +18,7 @@ mod writer;
 
 pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
+pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{

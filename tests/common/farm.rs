@@ -25,16 +25,27 @@ impl FarmServer {
     /// Starts `serve` with the test config plus `extra_toml` (more sections), reporting
     /// to no forge.
     pub fn start(extra_toml: &str) -> FarmServer {
-        FarmServer::start_with(None, extra_toml)
+        FarmServer::start_with(None, "", extra_toml)
     }
 
     /// Starts `serve` reporting as a GitHub App (`app_key`: its private key, PEM) to the
     /// forge at `api_url`.
     pub fn start_reporting(api_url: &str, app_key: &[u8], extra_toml: &str) -> FarmServer {
-        FarmServer::start_with(Some((api_url, app_key)), extra_toml)
+        FarmServer::start_with(Some((api_url, app_key)), "", extra_toml)
     }
 
-    fn start_with(forge: Option<(&str, &[u8])>, extra_toml: &str) -> FarmServer {
+    /// Starts `serve` reporting to the forge at `api_url`, with `server_keys` added to
+    /// the config's `[server]` section (e.g. `lease_timeout = "1s"`).
+    pub fn start_reporting_with(
+        api_url: &str,
+        app_key: &[u8],
+        server_keys: &str,
+        extra_toml: &str,
+    ) -> FarmServer {
+        FarmServer::start_with(Some((api_url, app_key)), server_keys, extra_toml)
+    }
+
+    fn start_with(forge: Option<(&str, &[u8])>, server_keys: &str, extra_toml: &str) -> FarmServer {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("webhook-secret"), format!("{WEBHOOK_SECRET}\n")).expect("secret");
         let mut forge_keys = String::new();
@@ -43,7 +54,7 @@ impl FarmServer {
             forge_keys = format!("api_url = \"{api_url}\"\napp_id = 4242\nprivate_key_file = \"app.pem\"\n");
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n{server_keys}\n\
              [forge]\nwebhook_secret_file = \"webhook-secret\"\n{forge_keys}\n{extra_toml}"
         );
         std::fs::write(dir.path().join("farm.toml"), config).expect("config");
@@ -259,42 +270,4 @@ pub fn example_payload(event: &str, matches: impl Fn(&serde_json::Value) -> bool
         .flat_map(|entry| entry["examples"].as_array().cloned().unwrap_or_default())
         .find(|example| matches(example))
         .unwrap_or_else(|| panic!("no such {event} example in @octokit/webhooks-examples"))
-}
-
-/// What a run of the `metalfarm` CLI did.
-#[derive(Debug)]
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl FarmServer {
-    /// The admin token the server created in its data folder.
-    pub fn admin_token(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("data/admin-token")).expect("the admin token file");
-        text.trim().to_owned()
-    }
-
-    /// Runs `metalfarm ARGS --server <this server>`, with `METALFARM_TOKEN` = `token`
-    /// when given.
-    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Ran {
-        let out = self.cli_command(token, args).output().expect("run metalfarm");
-        Ran {
-            code: out.status.code().expect("exited"),
-            stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-        }
-    }
-
-    /// The command [`FarmServer::cli`] runs, to spawn it instead.
-    pub fn cli_command(&self, token: Option<&str>, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_metalfarm"));
-        command.args(args).arg("--server").arg(self.url("")).env_remove("METALFARM_TOKEN");
-        if let Some(token) = token {
-            command.env("METALFARM_TOKEN", token);
-        }
-        command
-    }
 }

@@ -138,6 +138,7 @@ async fn dispatch(
         "dispatched through the API: {}", started.describe()
     );
     farm.outbox_waiting.notify_one();
+    farm.dispatcher.wake();
 
     let mut runs = Vec::new();
     for run in state.store.runs_of_delivery(&delivery_id).await.map_err(internal)? {

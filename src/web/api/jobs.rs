@@ -3,6 +3,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{time_text, ApiError, ErrorBody};
+use crate::farm::dispatch::CancelError;
 use crate::store::{JobQuery, JobRecord, StepRecord};
 use crate::web::AppState;
 
@@ -18,7 +20,7 @@ pub const LIMIT_DEFAULT: i64 = 50;
 pub const LIMIT_MAX: i64 = 500;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(show))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(show)).routes(routes!(cancel))
 }
 
 /// A job of a run.
@@ -191,6 +193,38 @@ async fn list(
 )]
 async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<JobView>, ApiError> {
     Ok(Json(job_in_full(&state, id).await?))
+}
+
+/// Cancels a queued or running job, as GitHub does: a queued job concludes `cancelled`
+/// at once; a running one is stopped, then concludes `cancelled`. The jobs that need
+/// it follow their `if`.
+#[utoipa::path(
+    post, path = "/jobs/{id}/cancel", tag = "jobs", operation_id = "cancel_job",
+    params(("id" = i64, Path, description = "The job's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, body = JobView, description = "Cancelled (`completed`), or being stopped"),
+        (status = 404, body = ErrorBody, description = "No such job"),
+        (status = 409, body = ErrorBody, description = "The job has already completed"),
+        (status = 503, body = ErrorBody, description = "The scheduler cannot take it now"),
+    )
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    match state.farm.dispatcher.cancel(id).await {
+        Ok(()) => {}
+        Err(CancelError::NotFound(_)) => return Err(ApiError::not_found(format!("no job {id}"))),
+        Err(CancelError::Completed { conclusion, .. }) => {
+            return Err(ApiError::conflict(format!("job {id} has already completed: {conclusion}")))
+        }
+        Err(err @ CancelError::Unavailable(_)) => {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()))
+        }
+    }
+    tracing::info!(job = id, "cancelled a job through the API");
+    Ok((StatusCode::ACCEPTED, Json(job_in_full(&state, id).await?)))
 }
 
 /// A job with its steps and check run.

@@ -195,6 +195,7 @@ async fn rerun(
     };
     tracing::info!(run = id, new_run = new.id, attempt = new.run_attempt, priority, "re-run through the API");
     state.farm.outbox_waiting.notify_one();
+    state.farm.dispatcher.wake();
     Ok((StatusCode::CREATED, Json(RunView::with_jobs(&state, &new).await.map_err(internal)?)))
 }
 
