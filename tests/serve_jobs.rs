@@ -314,6 +314,7 @@ async fn the_openapi_document_describes_runs_jobs_and_dispatch() {
         ("post", "/runs/{id}/rerun", true),
         ("get", "/jobs", false),
         ("get", "/jobs/{id}", false),
+        ("post", "/jobs/{id}/cancel", true),
         ("post", "/dispatch", true),
     ];
     for (method, path, wants_token) in expected {
@@ -330,4 +331,105 @@ async fn the_openapi_document_describes_runs_jobs_and_dispatch() {
     for schema in ["RunView", "JobView", "StepView", "CheckRunView", "DispatchRequest", "RerunRequest"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema} is described");
     }
+}
+
+/// The API's read queries and a dispatch's event, the same on both back ends.
+async fn reads_on(store: &metalfarm::store::Store) {
+    use metalfarm::store::{
+        Approval, CheckRunState, DeliveryInsert, JobQuery, JobStatus, NewJob, NewRun, RunQuery,
+    };
+
+    let mut tx = store.begin().await.unwrap();
+    let payload = json!({"inputs": {"target": "staging"}});
+    assert_eq!(
+        tx.insert_own_event("dispatch:1", "workflow_dispatch", &payload).await.unwrap(),
+        DeliveryInsert::Stored
+    );
+    let run = |attempt_of| NewRun {
+        repo: "Lab/QEMU",
+        workflow: "workflows/deploy.yml",
+        workflow_name: "Deploy",
+        event: "workflow_dispatch",
+        delivery_id: Some("dispatch:1"),
+        installation_id: None,
+        head_sha: MAIN_SHA,
+        check_sha: MAIN_SHA,
+        git_ref: "refs/heads/main",
+        attempt_of,
+        fork: false,
+        approval: Approval::None,
+        priority: 2,
+    };
+    let first = tx.insert_run(&run(None)).await.unwrap();
+    let second = tx.insert_run(&run(Some(first.run_number))).await.unwrap();
+    let labels = ["self-hosted".to_owned(), "HostProvisioning".to_owned()];
+    let job = NewJob {
+        job_key: "deploy",
+        name: "deploy",
+        runs_on: &labels,
+        needs: &[],
+        matrix: None,
+        condition: "",
+        concurrency: None,
+        status: JobStatus::Queued,
+        cancel_in_progress: false,
+        strategy: None,
+    };
+    let job_id = tx.insert_job(first.run_id, &job).await.unwrap();
+    let state = CheckRunState {
+        name: "Deploy / deploy".into(),
+        head_sha: MAIN_SHA.into(),
+        status: "queued".into(),
+        conclusion: None,
+        title: "Queued".into(),
+        summary: String::new(),
+        annotations: Vec::new(),
+        actions: Vec::new(),
+    };
+    tx.insert_check_run(first.run_id, Some(job_id), "Lab/QEMU", None, &state).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let runs = |repo: Option<&str>, status: Option<&str>| RunQuery {
+        repo: repo.map(str::to_owned),
+        status: status.map(str::to_owned),
+        limit: 10,
+    };
+    let ids = |found: Vec<metalfarm::store::RunRecord>| found.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_runs(&runs(None, None)).await.unwrap()), [second.run_id, first.run_id]);
+    assert_eq!(ids(store.list_runs(&runs(Some("lab/qemu"), Some("queued"))).await.unwrap()).len(), 2);
+    assert!(store.list_runs(&runs(Some("lab/kvm"), None)).await.unwrap().is_empty());
+    assert!(store.list_runs(&runs(None, Some("completed"))).await.unwrap().is_empty());
+    assert_eq!(store.run_record(first.run_id).await.unwrap().unwrap().priority, 2);
+    assert_eq!(ids(store.runs_of_delivery("dispatch:1").await.unwrap()), [first.run_id, second.run_id]);
+    let latest = store.latest_attempt("Lab/QEMU", "workflows/deploy.yml", first.run_number).await.unwrap();
+    assert_eq!(latest.map(|r| r.run_attempt), Some(2));
+
+    let jobs = |label: Option<&str>, host: Option<&str>| JobQuery {
+        status: Some("queued".into()),
+        run_id: Some(first.run_id),
+        host: host.map(str::to_owned),
+        label: label.map(str::to_owned),
+        limit: 10,
+    };
+    assert_eq!(store.list_jobs(&jobs(Some("hostprovisioning"), None)).await.unwrap().len(), 1);
+    assert!(store.list_jobs(&jobs(Some("host"), None)).await.unwrap().is_empty(), "whole labels only");
+    assert!(store.list_jobs(&jobs(None, Some("foo-amd"))).await.unwrap().is_empty());
+    let found = store.job_record(job_id).await.unwrap().unwrap();
+    assert_eq!((found.runs_on, found.host), (labels.to_vec(), None));
+    assert!(store.job_steps(job_id).await.unwrap().is_empty());
+    let check = store.job_check_run(job_id).await.unwrap().unwrap();
+    assert_eq!((check.state.map(|s| s.status), check.delivered), (Some("queued".to_owned()), false));
+    assert_eq!(store.jobs_of_run(second.run_id).await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn the_api_reads_work_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = metalfarm::store::Store::open(&format!("sqlite://{}", dir.path().join("farm.db").display()))
+        .await
+        .unwrap();
+    reads_on(&sqlite).await;
+    let pg = common::postgres::Postgres::start();
+    let postgres = metalfarm::store::Store::open(&pg.url()).await.expect("open on PostgreSQL");
+    reads_on(&postgres).await;
 }

@@ -110,6 +110,7 @@ async fn dispatch(
     let delivery_id = new_delivery_id(repo);
     let payload = json!({
         "inputs": inputs,
+        "installation": { "id": installation_id },
         "ref": git_ref,
         "repository": repository,
         "workflow": file.path,
