@@ -413,6 +413,8 @@ async fn reads_on(store: &metalfarm::store::Store) {
     };
     assert_eq!(store.list_jobs(&jobs(Some("hostprovisioning"), None)).await.unwrap().len(), 1);
     assert!(store.list_jobs(&jobs(Some("host"), None)).await.unwrap().is_empty(), "whole labels only");
+    let wildcard = store.list_jobs(&jobs(Some("hostprovisionin_"), None)).await.unwrap();
+    assert!(wildcard.is_empty(), "LIKE's wildcards are taken literally");
     assert!(store.list_jobs(&jobs(None, Some("foo-amd"))).await.unwrap().is_empty());
     let found = store.job_record(job_id).await.unwrap().unwrap();
     assert_eq!((found.runs_on, found.host), (labels.to_vec(), None));

@@ -145,11 +145,15 @@ impl Store {
     }
 
     pub async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
-        // `runs_on` is a JSON array of strings: a label matches as `"label"` in it.
-        let label = query.label.as_deref().map(|l| format!("%{}%", json_string(&l.to_lowercase())));
+        // `runs_on` is a JSON array of strings: a label matches as `"label"` in it, with
+        // LIKE's wildcards taken literally.
+        let label = query.label.as_deref().map(|l| {
+            let quoted = json_string(&l.to_lowercase());
+            format!("%{}%", quoted.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+        });
         let rows = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR run_id = $2) \
-             AND ($3 IS NULL OR host = $3) AND ($4 IS NULL OR LOWER(runs_on) LIKE $4) ORDER BY id DESC LIMIT $5"
+             AND ($3 IS NULL OR host = $3) AND ($4 IS NULL OR LOWER(runs_on) LIKE $4 ESCAPE '\\') ORDER BY id DESC LIMIT $5"
         ))
         .bind(query.status.as_deref())
         .bind(query.run_id)

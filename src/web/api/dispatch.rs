@@ -23,7 +23,7 @@ use crate::farm::events::HandlerError;
 use crate::farm::start::{start_runs, EventOrigin};
 use crate::farm::workflows::{event_workflows, WorkflowFile};
 use crate::forge::api::ForgeError;
-use crate::store::{now_ms, DeliveryInsert, StoreError};
+use crate::store::{now_ms, DeliveryInsert};
 use crate::web::AppState;
 use crate::workflow::event::Event;
 use crate::workflow::load::{load, LoadOptions};
@@ -123,17 +123,14 @@ async fn dispatch(
         attempt_of: None,
         priority: request.priority.unwrap_or(0),
     };
-    let internal = |e: StoreError| ApiError::internal(&e);
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    if tx.insert_own_event(&delivery_id, "workflow_dispatch", &payload).await.map_err(internal)?
-        == DeliveryInsert::Duplicate
-    {
+    let mut tx = state.store.begin().await?;
+    if tx.insert_own_event(&delivery_id, "workflow_dispatch", &payload).await? == DeliveryInsert::Duplicate {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "a dispatch id collided: try again"));
     }
     let event = Event::new("workflow_dispatch", payload);
-    let started = start_runs(&mut tx, &event, &origin, std::slice::from_ref(file)).await.map_err(internal)?;
-    tx.mark_delivery_processed(&delivery_id, &started.describe()).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let started = start_runs(&mut tx, &event, &origin, std::slice::from_ref(file)).await?;
+    tx.mark_delivery_processed(&delivery_id, &started.describe()).await?;
+    tx.commit().await?;
     tracing::info!(
         repo, workflow = %file.path, git_ref = %git_ref, sha = %sha, delivery = %delivery_id,
         "dispatched through the API: {}", started.describe()
@@ -142,8 +139,8 @@ async fn dispatch(
     farm.dispatcher.wake();
 
     let mut runs = Vec::new();
-    for run in state.store.runs_of_delivery(&delivery_id).await.map_err(internal)? {
-        runs.push(RunView::with_jobs(&state, &run).await.map_err(internal)?);
+    for run in state.store.runs_of_delivery(&delivery_id).await? {
+        runs.push(RunView::with_jobs(&state, &run).await?);
     }
     Ok((StatusCode::CREATED, Json(runs)))
 }

@@ -103,3 +103,10 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
         }
     }
 }
+
+/// The store failing is the farm failing: 500.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> ApiError {
+        ApiError::internal(&err)
+    }
+}

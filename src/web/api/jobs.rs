@@ -178,7 +178,7 @@ async fn list(
         label: filter.label.filter(|l| !l.is_empty()),
         limit: limit(filter.limit)?,
     };
-    let jobs = state.store.list_jobs(&query).await.map_err(|e| ApiError::internal(&e))?;
+    let jobs = state.store.list_jobs(&query).await?;
     Ok(Json(jobs.iter().map(JobView::new).collect()))
 }
 
@@ -229,11 +229,10 @@ async fn cancel(
 
 /// A job with its steps and check run.
 pub(super) async fn job_in_full(state: &AppState, id: i64) -> Result<JobView, ApiError> {
-    let internal = |e: crate::store::StoreError| ApiError::internal(&e);
-    let job = state.store.job_record(id).await.map_err(internal)?;
+    let job = state.store.job_record(id).await?;
     let job = job.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    let steps = state.store.job_steps(id).await.map_err(internal)?;
-    let check_run = state.store.job_check_run(id).await.map_err(internal)?.map(|c| CheckRunView {
+    let steps = state.store.job_steps(id).await?;
+    let check_run = state.store.job_check_run(id).await?.map(|c| CheckRunView {
         id: c.id,
         forge_id: c.forge_id,
         status: c.state.as_ref().map(|s| s.status.clone()),

@@ -126,7 +126,7 @@ async fn list(
         status,
         limit: super::jobs::limit(filter.limit)?,
     };
-    let runs = state.store.list_runs(&query).await.map_err(|e| ApiError::internal(&e))?;
+    let runs = state.store.list_runs(&query).await?;
     Ok(Json(runs.iter().map(RunView::new).collect()))
 }
 
@@ -141,7 +141,7 @@ async fn list(
 )]
 async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<RunView>, ApiError> {
     let run = find_run(&state, id).await?;
-    Ok(Json(RunView::with_jobs(&state, &run).await.map_err(|e| ApiError::internal(&e))?))
+    Ok(Json(RunView::with_jobs(&state, &run).await?))
 }
 
 /// Re-runs a finished run: its next attempt, planned anew from the workflow file as
@@ -163,15 +163,13 @@ async fn rerun(
     body: Option<JsonBody<RerunRequest>>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let priority = body.and_then(|JsonBody(b)| b.priority).unwrap_or(0);
-    let internal = |e: StoreError| ApiError::internal(&e);
-    let Some(run) = state.store.run(id).await.map_err(internal)? else {
+    let Some(run) = state.store.run(id).await? else {
         return Err(ApiError::not_found(format!("no run {id}")));
     };
     let unfinished = state
         .store
         .jobs_of_run(id)
-        .await
-        .map_err(internal)?
+        .await?
         .into_iter()
         .filter(|job| job.status == "queued" || job.status == "in_progress")
         .count();
@@ -180,15 +178,11 @@ async fn rerun(
             "run {id} has {unfinished} unfinished job(s): cancel them or let them end first"
         )));
     }
-    let before =
-        state.store.latest_attempt(&run.repo, &run.workflow, run.run_number).await.map_err(internal)?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let outcome = crate::farm::rerun::rerun_with_priority(&state.farm, &mut tx, &run, priority)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    let after =
-        state.store.latest_attempt(&run.repo, &run.workflow, run.run_number).await.map_err(internal)?;
+    let before = state.store.latest_attempt(&run.repo, &run.workflow, run.run_number).await?;
+    let mut tx = state.store.begin().await?;
+    let outcome = crate::farm::rerun::rerun_with_priority(&state.farm, &mut tx, &run, priority).await?;
+    tx.commit().await?;
+    let after = state.store.latest_attempt(&run.repo, &run.workflow, run.run_number).await?;
     let new = match (before, after) {
         (Some(before), Some(after)) if after.id != before.id => after,
         _ => return Err(ApiError::conflict(format!("cannot re-run: {outcome}"))),
@@ -196,14 +190,9 @@ async fn rerun(
     tracing::info!(run = id, new_run = new.id, attempt = new.run_attempt, priority, "re-run through the API");
     state.farm.outbox_waiting.notify_one();
     state.farm.dispatcher.wake();
-    Ok((StatusCode::CREATED, Json(RunView::with_jobs(&state, &new).await.map_err(internal)?)))
+    Ok((StatusCode::CREATED, Json(RunView::with_jobs(&state, &new).await?)))
 }
 
 pub(super) async fn find_run(state: &AppState, id: i64) -> Result<RunRecord, ApiError> {
-    state
-        .store
-        .run_record(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))
+    state.store.run_record(id).await?.ok_or_else(|| ApiError::not_found(format!("no run {id}")))
 }
