@@ -295,6 +295,27 @@ async fn dispatch_starts_a_run_with_checked_inputs() {
             runs.len() == 2 && runs.iter().all(|c| c.head_sha == MAIN_SHA)
         })
         .await;
+
+    // A tag, given as a full ref, is `github.ref` as it is.
+    let tag_sha = "fedcba9876543210fedcba9876543210fedcba98";
+    forge.set_ref(REPO, "v1.0", tag_sha);
+    let tagged = [
+        "dispatch",
+        "--repo",
+        REPO,
+        "--workflow",
+        "workflows/deploy.yml",
+        "--ref",
+        "refs/tags/v1.0",
+        "--input",
+        "target=staging",
+        "--json",
+    ];
+    let runs: Value = serde_json::from_str(&ok(&server, &token, &tagged)).unwrap();
+    assert_eq!(
+        (runs[0]["ref"].as_str(), runs[0]["head_sha"].as_str()),
+        (Some("refs/tags/v1.0"), Some(tag_sha))
+    );
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }
 

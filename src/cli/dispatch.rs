@@ -27,7 +27,7 @@ pub struct DispatchArgs {
     /// The workflow file (its path or file name); it must have `on: workflow_dispatch`.
     #[arg(long, value_name = "FILE")]
     pub workflow: String,
-    /// The branch or tag to run on (or a full ref, `refs/heads/main`).
+    /// The branch to run on, or a full ref (`refs/tags/v1` for a tag).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: String,
     /// An input of the workflow (repeat the flag for more).

@@ -41,7 +41,8 @@ pub struct DispatchRequest {
     pub repo: String,
     /// The workflow file: its path, or its file name.
     pub workflow: String,
-    /// A branch or tag name, or a full ref (`refs/heads/main`).
+    /// A branch name, or a full ref (`refs/heads/main`, `refs/tags/v1`): a bare name is
+    /// taken as a branch for `github.ref`.
     #[serde(rename = "ref")]
     pub git_ref: String,
     /// Values of the inputs the workflow declares (`on.workflow_dispatch.inputs`).
