@@ -456,3 +456,34 @@ async fn the_api_reads_work_on_sqlite_and_postgres() {
     let postgres = metalfarm::store::Store::open(&pg.url()).await.expect("open on PostgreSQL");
     reads_on(&postgres).await;
 }
+
+/// A leased job is listed by its host, and cancelling it frees the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_job_frees_its_host() {
+    let config = format!("{REPO_TOML}\n[[host]]\nname = \"foo-amd\"\nlabels = [\"amd64\"]\n");
+    let (server, forge) = farm_and_forge(&config).await;
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    assert_eq!(deliver(&server, "push", "push-1", push.to_string().as_bytes()).await.status, 200);
+    let token = admin_token(&server);
+
+    let running = wait_for_jobs(&server, "/api/v1/jobs?host=foo-amd", |jobs| {
+        jobs.len() == 1 && jobs[0]["status"] == "in_progress"
+    })
+    .await;
+    assert_eq!(running[0]["job_key"], "build");
+    let listed: Vec<Value> =
+        serde_json::from_str(&ok(&server, &token, &["job", "list", "--status", "in_progress", "--json"]))
+            .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["host"], "foo-amd");
+
+    assert_eq!(ok(&server, &token, &["job", "cancel", "1"]), "cancelled job 1 (build)\n");
+    let host: Value = serde_json::from_str(&get(&server.url("/api/v1/hosts/foo-amd")).await.body).unwrap();
+    assert_eq!((host["state"].as_str(), host["job_id"].as_i64()), (Some("ready"), None), "{host:#}");
+    forge
+        .wait_for("build cancelled on the forge", |runs| {
+            runs.iter().any(|c| c.name == "CI / build" && c.conclusion.as_deref() == Some("cancelled"))
+        })
+        .await;
+    assert!(forge.violations().is_empty(), "{:?}", forge.violations());
+}
