@@ -89,6 +89,11 @@ async fn dispatch(
     };
     let installation_id = app.installation_for_repo(repo).await.map_err(forge_error)?;
     let client = app.installation(installation_id).await.map_err(forge_error)?;
+    let repository = crate::forge::api::send(&client, http::Method::GET, &format!("/repos/{repo}"), None)
+        .await
+        .map_err(forge_error)?;
+    // The forge's spelling of the name, as its webhooks would carry it.
+    let repo = repository.get("full_name").and_then(JsonValue::as_str).unwrap_or(repo);
     let sha =
         crate::forge::repos::resolve_commit(&client, repo, &request.git_ref).await.map_err(
             |err| match err {
@@ -98,9 +103,6 @@ async fn dispatch(
                 other => forge_error(other),
             },
         )?;
-    let repository = crate::forge::api::send(&client, http::Method::GET, &format!("/repos/{repo}"), None)
-        .await
-        .map_err(forge_error)?;
     let files = event_workflows(farm, repo, Some(installation_id), &sha).await.map_err(|err| match err {
         HandlerError::ForgeUnavailable(err) => forge_error(err),
         other => ApiError::internal(&other),
