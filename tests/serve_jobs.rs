@@ -352,6 +352,14 @@ async fn the_openapi_document_describes_runs_jobs_and_dispatch() {
     for schema in ["RunView", "JobView", "StepView", "CheckRunView", "DispatchRequest", "RerunRequest"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema} is described");
     }
+
+    // A farm without a forge App cannot resolve a ref: it says so.
+    let token = admin_token(&server);
+    let stderr = refused(&server, &token, &dispatch(&["--input", "target=staging"]));
+    assert_eq!(
+        stderr,
+        "metalfarm dispatch: this farm has no forge.app_id: a dispatch needs the forge to resolve the ref\n"
+    );
 }
 
 /// The API's read queries and a dispatch's event, the same on both back ends.
