@@ -55,7 +55,8 @@ fn nth<'a>(runs: &'a [ForgeCheckRun], name: &str, n: usize) -> Option<&'a ForgeC
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_goes_to_the_only_host_with_its_labels_and_the_next_one_says_what_it_waits_for() {
+async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits_for_and_the_cli_cancels_both(
+) {
     let (server, forge) = farm_and_forge(REPO).await;
     server.write("workflows/ci.yml", KVM_ONLY);
     let token = admin_token(&server);
@@ -92,6 +93,26 @@ async fn a_job_goes_to_the_only_host_with_its_labels_and_the_next_one_says_what_
         "The only host with labels [self-hosted, intel64, hostprovisioning] is busy.\n\n\
          Runs on a host with labels [self-hosted, intel64, hostprovisioning]."
     );
+
+    // Cancelled from the CLI: the running job ends, the host goes to the maintenance
+    // it was locked for, and the waiting job now waits for a host that is not ready.
+    ok(&server, &token, &["job", "cancel", &first.external_id]);
+    forge
+        .wait_for("the first job cancelled and the second waiting on a host not ready", |runs| {
+            nth(runs, "CI / kvm", 0).is_some_and(|r| r.conclusion.as_deref() == Some("cancelled"))
+                && nth(runs, "CI / kvm", 1).is_some_and(|r| r.summary.contains("is not ready"))
+        })
+        .await;
+    let locked = host(&server, "intel-1").await;
+    assert_eq!(locked["state"], "maintenance", "{locked:#}");
+    assert!(locked["state_reason"].as_str().unwrap_or_default().contains("BIOS update"), "{locked:#}");
+    ok(&server, &token, &["job", "cancel", &second.external_id]);
+    forge
+        .wait_for("the second job cancelled", |runs| {
+            nth(runs, "CI / kvm", 1).is_some_and(|r| r.conclusion.as_deref() == Some("cancelled"))
+        })
+        .await;
+    assert_eq!(nth(&forge.check_runs(), "CI / kvm", 1).unwrap().history, ["queued", "completed"]);
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
 
