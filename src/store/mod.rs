@@ -9,6 +9,7 @@
 mod cron;
 mod deliveries;
 mod hosts;
+mod metrics;
 mod migrate;
 mod outbox;
 mod runs;
@@ -16,6 +17,7 @@ mod writer;
 
 pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
+pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
     Annotation, Approval, CheckRunState, JobCheckRun, JobStatus, NewJob, NewRun, RequestedAction, RunIds,
