@@ -1,12 +1,12 @@
 //! Aggregates for `/metrics`: counts computed at scrape time, so nothing is lost on a
 //! restart (the store is the truth). Each query is one `GROUP BY` or `COUNT`, over an
-//! index where one fits; the scrape reads them in one transaction, so the numbers of
-//! one scrape agree with each other.
+//! index where one fits; a scrape reads them all from one snapshot, so its numbers
+//! agree with each other.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 /// What the farm's metrics are computed from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,6 +77,13 @@ impl Store {
     pub async fn farm_counts(&self, wait_bounds_ms: &[i64]) -> Result<FarmCounts, StoreError> {
         let mut tx = self.pool().begin().await?;
         let conn: &mut AnyConnection = &mut tx;
+        // SQLite's read transactions see one snapshot; PostgreSQL's by default take a
+        // new one at each statement.
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *conn)
+                .await?;
+        }
         let counts = FarmCounts {
             hosts_by_state: grouped(conn, "SELECT state AS k, COUNT(*) AS n FROM hosts GROUP BY state")
                 .await?,
@@ -124,8 +131,8 @@ async fn count(conn: &mut AnyConnection, sql: &str) -> Result<i64, StoreError> {
 }
 
 async fn queued_jobs(conn: &mut AnyConnection) -> Result<Vec<QueuedJobs>, StoreError> {
-    // The first condition lets SQLite and PostgreSQL use the partial index
-    // `jobs_unfinished` (neither infers it from the second).
+    // The first condition lets SQLite use the partial index `jobs_unfinished` (it does
+    // not infer it from the second).
     let rows = sqlx::query(
         "SELECT runs_on, COUNT(*) AS n, MIN(created_at) AS oldest FROM jobs \
          WHERE status <> 'completed' AND status = 'queued' GROUP BY runs_on ORDER BY runs_on",

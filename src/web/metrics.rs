@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -230,7 +230,7 @@ fn label_set(runs_on: &str) -> String {
 
 type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
-fn gauges<'a, const N: usize, V: prometheus_client::encoding::EncodeGaugeValue + std::fmt::Debug>(
+fn gauges<'a, const N: usize, V: EncodeGaugeValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -279,6 +279,94 @@ fn counter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{JobWaits, QueuedJobs};
+
+    fn encode(scrape: Scrape) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    /// Lines of `text` that start with `prefix`.
+    fn lines<'t>(text: &'t str, prefix: &str) -> Vec<&'t str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    #[test]
+    fn one_label_set_written_two_ways_is_one_series() {
+        let waits = |runs_on: &str, count, sum_ms, at_most: [i64; 14]| JobWaits {
+            runs_on: runs_on.into(),
+            count,
+            sum_ms,
+            at_most: at_most.to_vec(),
+        };
+        let counts = FarmCounts {
+            queued_jobs: vec![
+                QueuedJobs {
+                    runs_on: r#"["AMD64","self-hosted"]"#.into(),
+                    count: 2,
+                    oldest_created_at: 40_000,
+                },
+                QueuedJobs {
+                    runs_on: r#"["self-hosted","amd64"]"#.into(),
+                    count: 1,
+                    oldest_created_at: 10_000,
+                },
+            ],
+            // One job waited 3 s, two waited 40 s, one 2 h.
+            job_waits: vec![
+                waits(r#"["AMD64","self-hosted"]"#, 2, 43_000, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]),
+                waits(r#"["self-hosted","amd64"]"#, 2, 7_240_000, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]),
+            ],
+            ..FarmCounts::default()
+        };
+        let text = encode(Scrape { counts, labels: Vec::new(), now_ms: 100_000 });
+        assert_eq!(
+            lines(&text, "metalfarm_queued_jobs{"),
+            [r#"metalfarm_queued_jobs{runs_on="amd64,self-hosted"} 3"#]
+        );
+        assert_eq!(
+            lines(&text, "metalfarm_queued_job_oldest_wait_seconds{"),
+            [r#"metalfarm_queued_job_oldest_wait_seconds{runs_on="amd64,self-hosted"} 90.0"#]
+        );
+        let buckets: Vec<_> = lines(&text, "metalfarm_job_wait_seconds_bucket")
+            .iter()
+            .map(|l| l.trim_start_matches("metalfarm_job_wait_seconds_bucket{runs_on=\"amd64,self-hosted\","))
+            .collect();
+        assert_eq!(
+            buckets,
+            [
+                r#"le="1"} 0"#,
+                r#"le="5"} 1"#,
+                r#"le="15"} 1"#,
+                r#"le="30"} 1"#,
+                r#"le="60"} 3"#,
+                r#"le="120"} 3"#,
+                r#"le="300"} 3"#,
+                r#"le="600"} 3"#,
+                r#"le="1800"} 3"#,
+                r#"le="3600"} 3"#,
+                r#"le="7200"} 4"#,
+                r#"le="14400"} 4"#,
+                r#"le="28800"} 4"#,
+                r#"le="86400"} 4"#,
+                r#"le="+Inf"} 4"#,
+            ]
+        );
+        assert_eq!(
+            [
+                lines(&text, "metalfarm_job_wait_seconds_sum"),
+                lines(&text, "metalfarm_job_wait_seconds_count")
+            ]
+            .concat(),
+            [
+                r#"metalfarm_job_wait_seconds_sum{runs_on="amd64,self-hosted"} 7283.0"#,
+                r#"metalfarm_job_wait_seconds_count{runs_on="amd64,self-hosted"} 4"#
+            ]
+        );
+    }
 
     #[test]
     fn label_sets_ignore_case_order_and_repeats() {
