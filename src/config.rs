@@ -49,6 +49,11 @@ pub struct ServerConfig {
     /// Bearer token for mutating API calls; relative to `data_dir` when it does not exist
     /// beside the config file, and created there on first start.
     pub admin_token_file: PathBuf,
+    /// A job's lease on its host lapses when its holder has not renewed it for this
+    /// long (the farm process died, or lost the job): the job is retried elsewhere and
+    /// the host goes to `repairing`.
+    #[serde(with = "duration_text")]
+    pub lease_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -146,6 +151,7 @@ impl Default for ServerConfig {
             data_dir: "metalfarm-data".into(),
             database: None,
             admin_token_file: "admin-token".into(),
+            lease_timeout: Duration::from_secs(600),
         }
     }
 }

@@ -28,6 +28,7 @@ fn job(id: JobId, labels: &[&str]) -> JobSpec {
         needs: Vec::new(),
         condition: Condition::default(),
         concurrency: None,
+        run_concurrency: None,
         matrix: None,
     }
 }
@@ -45,6 +46,16 @@ fn run_job(id: JobId, key: &str, needs: &[JobId], condition: &str) -> JobSpec {
 
 fn in_group(spec: JobSpec, group: &str, cancel_in_progress: bool) -> JobSpec {
     JobSpec { concurrency: Some(Concurrency { group: group.to_string(), cancel_in_progress }), ..spec }
+}
+
+/// Job `id` of run `run` (`needs` within it), under the workflow concurrency group `group`.
+fn in_run_group(id: JobId, run: i64, needs: &[JobId], group: &str, cancel_in_progress: bool) -> JobSpec {
+    JobSpec {
+        run_id: run,
+        needs: needs.to_vec(),
+        run_concurrency: Some(Concurrency { group: group.to_string(), cancel_in_progress }),
+        ..job(id, &["linux"])
+    }
 }
 
 fn in_matrix(spec: JobSpec, max_parallel: Option<u32>, fail_fast: bool) -> JobSpec {
@@ -334,7 +345,10 @@ fn a_concurrency_group_runs_one_job_and_keeps_the_newest_waiting() {
     s.add_host(host("a", &[]));
     s.add_host(host("b", &[]));
     let deploy = |id| in_group(job(id, &["linux"]), "deploy", false);
-    assert!(s.enqueue(deploy(1)).is_empty());
+    assert!(
+        s.enqueue(in_group(job(1, &["linux"]), "Deploy", false)).is_empty(),
+        "the same group, in any case"
+    );
     assert!(s.enqueue(deploy(2)).is_empty());
     assert_eq!(s.place(), [lease(1, "a")], "one job of the group at a time, though a host is free");
     assert_eq!(reason(&s, 2), "waiting for concurrency group `deploy`");
@@ -390,6 +404,62 @@ fn an_older_job_arriving_late_does_not_replace_a_newer_waiting_one() {
     s.enqueue(deploy(3, 3_000));
     assert_eq!(cancelled(&s.enqueue(deploy(2, 2_000))), [2]);
     assert_eq!(reason(&s, 3), "waiting for concurrency group `deploy`");
+}
+
+#[test]
+fn a_workflow_concurrency_group_holds_whole_runs() {
+    let mut s = Scheduler::new();
+    s.add_host(host("a", &[]));
+    s.add_host(host("b", &[]));
+    s.add_host(host("c", &[]));
+    let ci = |id, run, needs: &[JobId]| in_run_group(id, run, needs, "ci", false);
+    // Run 1: jobs 1 and 2 in parallel, 3 after 1. Run 2 waits as a whole.
+    let decisions =
+        enqueue_all(&mut s, [ci(1, 1, &[]), ci(2, 1, &[]), ci(3, 1, &[1]), ci(4, 2, &[]), ci(5, 2, &[4])]);
+    assert!(decisions.is_empty());
+    assert_eq!(s.place(), [lease(1, "a"), lease(2, "b")], "the jobs of one run do not exclude each other");
+    assert_eq!(reason(&s, 4), "waiting for concurrency group `ci`");
+    // Run 3 arrives: the waiting run 2 is cancelled, all of it.
+    let decisions = enqueue_all(&mut s, [ci(6, 3, &[])]);
+    assert_eq!(cancelled(&decisions), [4, 5]);
+    s.finish(1, Conclusion::Success);
+    assert_eq!(s.place(), [lease(3, "a")]);
+    s.finish(2, Conclusion::Success);
+    s.finish(3, Conclusion::Success);
+    assert_eq!(s.place(), [lease(6, "a")], "run 1 has ended: run 3 holds the group");
+}
+
+#[test]
+fn a_workflow_cancel_in_progress_cancels_the_running_run() {
+    let mut s = Scheduler::new();
+    s.add_host(host("a", &[]));
+    enqueue_all(&mut s, [in_run_group(1, 1, &[], "ci", true), in_run_group(2, 1, &[1], "ci", true)]);
+    assert_eq!(s.place(), [lease(1, "a")]);
+    let decisions = s.enqueue(in_run_group(3, 2, &[], "CI", true));
+    assert_eq!(cancelled(&decisions), [1, 2]);
+    assert_eq!(s.place(), [], "the cancelled job still has its host");
+    assert_eq!(reason(&s, 3), "waiting for concurrency group `CI`");
+    assert_eq!(s.finish(1, Conclusion::Cancelled), []);
+    assert_eq!(s.place(), [lease(3, "a")]);
+}
+
+#[test]
+fn a_run_whose_first_job_is_skipped_keeps_its_group_for_the_others() {
+    let mut s = Scheduler::new();
+    s.add_host(host("a", &[]));
+    let skipped_first = JobSpec {
+        condition: Condition::new("false", Arc::default()),
+        ..in_run_group(1, 1, &[], "ci", false)
+    };
+    let decisions = enqueue_all(
+        &mut s,
+        [skipped_first, in_run_group(2, 1, &[], "ci", false), in_run_group(3, 2, &[], "ci", false)],
+    );
+    assert_eq!(skipped(&decisions), [1]);
+    assert_eq!(s.place(), [lease(2, "a")]);
+    assert_eq!(reason(&s, 3), "waiting for concurrency group `ci`");
+    s.finish(2, Conclusion::Success);
+    assert_eq!(s.place(), [lease(3, "a")]);
 }
 
 #[test]

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::cli::{admin_token, cli, ok};
 use common::farm::{get, FarmServer};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -24,42 +23,6 @@ port = 2222
 arch = "arm64"
 labels = ["KVM"]
 "#;
-
-/// What a CLI command did.
-#[derive(Debug)]
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `metalfarm ARGS --server <the server>`, with `METALFARM_TOKEN` = `token` when given.
-fn cli(server: &FarmServer, token: Option<&str>, args: &[&str]) -> Ran {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metalfarm"));
-    command.args(args).arg("--server").arg(server.url("")).env_remove("METALFARM_TOKEN");
-    if let Some(token) = token {
-        command.env("METALFARM_TOKEN", token);
-    }
-    let out = command.output().expect("run metalfarm");
-    Ran {
-        code: out.status.code().expect("exited"),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-    }
-}
-
-/// Runs a command that must succeed; its stdout.
-fn ok(server: &FarmServer, token: &str, args: &[&str]) -> String {
-    let ran = cli(server, Some(token), args);
-    assert_eq!(ran.code, 0, "metalfarm {args:?}: {ran:?}");
-    ran.stdout
-}
-
-fn admin_token(server: &FarmServer) -> String {
-    let text =
-        std::fs::read_to_string(server.dir.path().join("data/admin-token")).expect("the admin token file");
-    text.trim().to_owned()
-}
 
 /// Times change from run to run; snapshots show where they are.
 fn without_times(text: &str) -> String {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::farm::hosts::Inventory;
 use crate::farm::Farm;
 use crate::forge::app::GithubApp;
 use crate::store::Store;
@@ -66,15 +65,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let store = Store::open(&config.database_url()).await.context("cannot open the database")?;
-    let inventory = Inventory::new(store.clone());
-    let hosts = inventory.sync_config(&config.hosts).await.context("in the config file")?;
-    tracing::info!(hosts = hosts.len(), "inventory loaded");
     let listen = config.server.listen;
     let forge = github_app(&config)?.map(Arc::new);
     if forge.is_none() {
         tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
     }
     let farm = Arc::new(Farm::new(config, store.clone(), forge.clone()));
+    let hosts = farm.inventory.sync_config(&farm.config.hosts).await.context("in the config file")?;
+    tracing::info!(hosts = hosts.len(), "inventory loaded");
+    let dispatcher = tokio::spawn(crate::farm::dispatch::run_forever(farm.clone()));
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
     let cron = tokio::spawn(crate::farm::cron::run_forever(farm.clone()));
@@ -83,7 +82,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store: store.clone(),
         webhook_secret,
         deliveries_waiting: farm.deliveries_waiting.clone(),
-        inventory,
+        inventory: farm.inventory.clone(),
         admin_token,
     });
     let listener =
@@ -97,6 +96,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("the HTTP server failed")?;
     processor.abort();
     cron.abort();
+    dispatcher.abort();
     if let Some(reporter) = reporter {
         reporter.abort();
     }

@@ -147,6 +147,7 @@ impl Cron {
         farm.store.set_cron_last_tick(current * 1000).await?;
         if !report.fired.is_empty() {
             farm.outbox_waiting.notify_one();
+            farm.dispatcher.wake();
         }
         Ok(report)
     }

@@ -50,6 +50,7 @@ pub async fn process_pending(farm: &Farm) -> Result<usize, StoreError> {
     }
     if processed > 0 {
         farm.outbox_waiting.notify_one();
+        farm.dispatcher.wake();
     }
     Ok(processed)
 }

@@ -1281,6 +1281,7 @@ mod tests {
             needs: Vec::new(),
             condition: Condition::default(),
             concurrency: None,
+            run_concurrency: None,
             matrix: None,
         };
         assert!(placement.enqueue(job).is_empty());

@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod deliveries;
+pub mod dispatch;
 pub mod events;
 pub mod hosts;
 pub mod reporter;
@@ -18,6 +19,8 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::forge::app::GithubApp;
 use crate::store::Store;
+use dispatch::Dispatcher;
+use hosts::Inventory;
 
 /// What the farm's tasks share.
 pub struct Farm {
@@ -29,6 +32,10 @@ pub struct Farm {
     pub outbox_waiting: Arc<Notify>,
     /// The GitHub App the farm acts as, when configured.
     pub forge: Option<Arc<GithubApp>>,
+    /// The hosts; clones share its stream of changes.
+    pub inventory: Inventory,
+    /// The way to the scheduler's driver task ([`dispatch::run_forever`]).
+    pub dispatcher: Dispatcher,
 }
 
 impl Farm {
@@ -36,10 +43,12 @@ impl Farm {
     pub fn new(config: Config, store: Store, forge: Option<Arc<GithubApp>>) -> Farm {
         Farm {
             config: Arc::new(config),
-            store,
+            store: store.clone(),
             deliveries_waiting: Arc::new(Notify::new()),
             outbox_waiting: Arc::new(Notify::new()),
             forge,
+            inventory: Inventory::new(store.clone()),
+            dispatcher: Dispatcher::default(),
         }
     }
 }

@@ -145,6 +145,9 @@ pub async fn start_runs_with(
             }
         };
         tx.finish_run_setup(ids.run_id, &planned.run_name, None).await?;
+        if let Some(concurrency) = &planned.concurrency {
+            tx.set_run_concurrency(ids.run_id, &concurrency.group, concurrency.cancels_in_progress()).await?;
+        }
         let awaiting_approval = trust.approval == Approval::Required;
         for job in &planned.jobs {
             let matrix = match &job.matrix {
@@ -164,9 +167,7 @@ pub async fn start_runs_with(
                         condition: &job.if_,
                         concurrency: job.concurrency.as_ref().map(|c| c.group.as_str()),
                         status: if awaiting_approval { JobStatus::Waiting } else { JobStatus::Queued },
-                        cancel_in_progress: job.concurrency.as_ref().is_some_and(|c| {
-                            c.cancel_in_progress == crate::workflow::expr::Value::Bool(true)
-                        }),
+                        cancel_in_progress: job.concurrency.as_ref().is_some_and(|c| c.cancels_in_progress()),
                         strategy: job.strategy,
                     },
                 )

@@ -249,27 +249,14 @@ mod tests {
         jobs
     }
 
-    /// What the dispatcher will write; set directly here, the store has no such
-    /// method yet.
-    async fn set_job(
-        store: &Store,
-        job: i64,
-        status: &str,
-        conclusion: Option<&str>,
-        created: i64,
-        started: i64,
-    ) {
-        sqlx::query(
-            "UPDATE jobs SET status = $1, conclusion = $2, created_at = $3, started_at = $4 WHERE id = $5",
-        )
-        .bind(status)
-        .bind(conclusion)
-        .bind(created)
-        .bind(started)
-        .bind(job)
-        .execute(store.writes())
-        .await
-        .unwrap();
+    /// Moves a job's creation `ms` before its start, as if it had waited that long.
+    async fn waited(store: &Store, job: i64, ms: i64) {
+        sqlx::query("UPDATE jobs SET created_at = started_at - $1 WHERE id = $2")
+            .bind(ms)
+            .bind(job)
+            .execute(store.writes())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -288,14 +275,19 @@ mod tests {
         )
         .await;
         // Two arm64 jobs started after 0.5 s and 30 s; one of them is done.
-        set_job(&store, jobs[2], "in_progress", None, 1_000, 1_500).await;
-        set_job(&store, jobs[3], "completed", Some("failure"), 1_000, 31_000).await;
+        let mut tx = store.begin().await.unwrap();
+        tx.start_job(jobs[2], "arm-1").await.unwrap();
+        tx.start_job(jobs[3], "arm-2").await.unwrap();
+        assert!(tx.complete_job(jobs[3], "failure").await.unwrap());
+        tx.commit().await.unwrap();
+        waited(&store, jobs[2], 500).await;
+        waited(&store, jobs[3], 30_000).await;
 
         let counts = store.farm_counts(&[1_000, 60_000]).await.unwrap();
         let pair = |k: &str, n| (k.to_owned(), n);
         assert_eq!(counts.unfinished_jobs_by_status, [pair("in_progress", 1), pair("queued", 3)]);
         assert_eq!(counts.completed_jobs_by_conclusion, [pair("failure", 1)]);
-        assert_eq!(counts.runs_by_status, [pair("queued", 1)]);
+        assert_eq!(counts.runs_by_status, [pair("in_progress", 1)]);
         let queued: Vec<_> = counts.queued_jobs.iter().map(|q| (q.runs_on.as_str(), q.count)).collect();
         assert_eq!(queued, [("[\"arm64\"]", 1), ("[\"self-hosted\",\"amd64\"]", 2)]);
         assert_eq!(

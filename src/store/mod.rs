@@ -9,6 +9,7 @@
 mod cron;
 mod deliveries;
 mod hosts;
+mod jobs;
 mod metrics;
 mod migrate;
 mod outbox;
@@ -17,6 +18,7 @@ mod writer;
 
 pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
+pub use jobs::{JobCheck, SchedulingJob};
 pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
@@ -81,15 +83,20 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?;
         let (pool, writes) = match backend {
             Backend::Postgres => {
-                let pool = connect(&options, backend, 16).await?;
+                let pool = connect(&options, backend, 16, Checkpoints::Automatic).await?;
                 (pool.clone(), pool)
             }
             // An in-memory database exists once per connection: one pool for all.
             Backend::Sqlite if url.contains(":memory:") => {
-                let pool = connect(&options, backend, 1).await?;
+                let pool = connect(&options, backend, 1, Checkpoints::Automatic).await?;
                 (pool.clone(), pool)
             }
-            Backend::Sqlite => (connect(&options, backend, 4).await?, connect(&options, backend, 1).await?),
+            Backend::Sqlite => {
+                let reads = connect(&options, backend, 4, Checkpoints::Automatic).await?;
+                let writes = connect(&options, backend, 1, Checkpoints::Background).await?;
+                tokio::spawn(checkpoint_forever(reads.clone()));
+                (reads, writes)
+            }
         };
         let delivery_writer = writer::DeliveryWriter::spawn(writes.clone());
         let store = Store { pool, writes, backend, delivery_writer };
@@ -117,8 +124,47 @@ impl Store {
     }
 }
 
+/// Who copies SQLite's write-ahead log into the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoints {
+    /// SQLite, in the commit that fills the log past its limit.
+    Automatic,
+    /// [`checkpoint_forever`], beside the writer: a checkpoint flushes the whole
+    /// database file, and the commit that ran it (and every write queued behind it)
+    /// would wait for that flush; webhooks must be answered in milliseconds.
+    Background,
+}
+
+/// How often the background checkpoint runs.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the write-ahead log from a reader connection until the pool closes. A
+/// passive checkpoint never blocks the writer; the writer starts the log over once a
+/// checkpoint has copied all of it.
+async fn checkpoint_forever(reads: AnyPool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if reads.is_closed() {
+            return;
+        }
+        if let Err(err) = reads.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            if reads.is_closed() {
+                return;
+            }
+            tracing::warn!(%err, "checkpointing the database's write-ahead log failed");
+        }
+    }
+}
+
 /// A pool with the farm's connection settings.
-async fn connect(options: &AnyConnectOptions, backend: Backend, size: u32) -> Result<AnyPool, StoreError> {
+async fn connect(
+    options: &AnyConnectOptions,
+    backend: Backend,
+    size: u32,
+    checkpoints: Checkpoints,
+) -> Result<AnyPool, StoreError> {
     let pool = AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(30))
@@ -132,6 +178,9 @@ async fn connect(options: &AnyConnectOptions, backend: Backend, size: u32) -> Re
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    if checkpoints == Checkpoints::Background {
+                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    }
                 }
                 Ok(())
             })
@@ -181,6 +230,31 @@ mod tests {
         assert_eq!(url, format!("sqlite://{}?mode=rwc", db.display()));
         assert!(dir.path().join("a/b").is_dir());
         assert_eq!(sqlite_url_creating_dir("sqlite://x.db?mode=ro").unwrap(), "sqlite://x.db?mode=ro");
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_log_reaches_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("farm.db");
+        let store = Store::open(&format!("sqlite://{}", db.display())).await.unwrap();
+        for n in 0..200 {
+            store.insert_delivery(&format!("d-{n}"), "push", "{}").await.unwrap();
+        }
+        // `immutable=1` reads the database file alone, never the log: rows show there
+        // only once a checkpoint has copied them.
+        let file_only = format!("sqlite://{}?mode=ro&immutable=1", db.display());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&file_only).await.unwrap();
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM deliveries").fetch_one(&mut conn).await;
+            let in_file: i64 = row.map(|r| sqlx::Row::get(&r, "n")).unwrap_or(0);
+            if in_file == 200 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "only {in_file} of 200 rows reached the file");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.close().await;
     }
 
     #[tokio::test]

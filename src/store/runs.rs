@@ -110,6 +110,12 @@ impl JobStatus {
             JobStatus::Completed => "completed",
         }
     }
+
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        [JobStatus::Waiting, JobStatus::Queued, JobStatus::InProgress, JobStatus::Completed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
 
 /// What a check run should show: the forge-neutral whole state. The reporter turns it

@@ -666,6 +666,12 @@ impl JobPlan {
 }
 
 impl ConcurrencyPlan {
+    /// Whether a newer run or job of the group cancels the running one. An expression
+    /// left for run time (it reads `needs`) counts as false.
+    pub fn cancels_in_progress(&self) -> bool {
+        self.cancel_in_progress == Value::Bool(true)
+    }
+
     pub fn to_json(&self) -> Json {
         json!({"group": self.group, "cancel_in_progress": self.cancel_in_progress.to_json()})
     }

@@ -25,16 +25,27 @@ impl FarmServer {
     /// Starts `serve` with the test config plus `extra_toml` (more sections), reporting
     /// to no forge.
     pub fn start(extra_toml: &str) -> FarmServer {
-        FarmServer::start_with(None, extra_toml)
+        FarmServer::start_with(None, "", extra_toml)
     }
 
     /// Starts `serve` reporting as a GitHub App (`app_key`: its private key, PEM) to the
     /// forge at `api_url`.
     pub fn start_reporting(api_url: &str, app_key: &[u8], extra_toml: &str) -> FarmServer {
-        FarmServer::start_with(Some((api_url, app_key)), extra_toml)
+        FarmServer::start_with(Some((api_url, app_key)), "", extra_toml)
     }
 
-    fn start_with(forge: Option<(&str, &[u8])>, extra_toml: &str) -> FarmServer {
+    /// Starts `serve` reporting to the forge at `api_url`, with `server_keys` added to
+    /// the config's `[server]` section (e.g. `lease_timeout = "1s"`).
+    pub fn start_reporting_with(
+        api_url: &str,
+        app_key: &[u8],
+        server_keys: &str,
+        extra_toml: &str,
+    ) -> FarmServer {
+        FarmServer::start_with(Some((api_url, app_key)), server_keys, extra_toml)
+    }
+
+    fn start_with(forge: Option<(&str, &[u8])>, server_keys: &str, extra_toml: &str) -> FarmServer {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("webhook-secret"), format!("{WEBHOOK_SECRET}\n")).expect("secret");
         let mut forge_keys = String::new();
@@ -43,7 +54,7 @@ impl FarmServer {
             forge_keys = format!("api_url = \"{api_url}\"\napp_id = 4242\nprivate_key_file = \"app.pem\"\n");
         }
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n{server_keys}\n\
              [forge]\nwebhook_secret_file = \"webhook-secret\"\n{forge_keys}\n{extra_toml}"
         );
         std::fs::write(dir.path().join("farm.toml"), config).expect("config");

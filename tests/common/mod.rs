@@ -2,6 +2,7 @@
 //! and how to talk to them.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod cli;
 pub mod farm;
 pub mod forge;
 pub mod postgres;

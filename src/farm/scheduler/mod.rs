@@ -14,7 +14,8 @@
 //!   decides whether it runs or is skipped ([`condition`]);
 //! - concurrency groups: one job holds a group (from when it may take a host until it
 //!   finishes) and one waits; a newer job cancels the waiting one, and with
-//!   `cancel-in-progress` the holder too;
+//!   `cancel-in-progress` the holder too. A workflow's group is held the same way by
+//!   a whole run, from its first job until its last has finished;
 //! - matrices: at most `max-parallel` of a matrix's jobs hold a place (queued for a
 //!   host or running); with `fail-fast` a failure cancels the others.
 //!
@@ -74,15 +75,28 @@ pub struct JobSpec {
     pub needs: Vec<JobId>,
     /// The job's `if`.
     pub condition: Condition,
+    /// The job's own concurrency group (`jobs.<id>.concurrency`).
     pub concurrency: Option<Concurrency>,
+    /// The workflow's concurrency group (top-level `concurrency`), the same for every
+    /// job of the run: the whole run holds it or waits for it.
+    pub run_concurrency: Option<Concurrency>,
     pub matrix: Option<MatrixGroup>,
 }
 
 /// A job's concurrency group (GitHub's `concurrency`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Concurrency {
+    /// The evaluated group name; names that differ only in case are one group, as on
+    /// GitHub. GitHub's groups are per repository: when the farm serves several, the
+    /// caller makes the name unique to the repository.
     pub group: String,
     pub cancel_in_progress: bool,
+}
+
+impl Concurrency {
+    fn key(&self) -> String {
+        self.group.to_lowercase()
+    }
 }
 
 /// The matrix a job is one combination of.
@@ -155,6 +169,8 @@ enum State {
     Blocked {
         needs_left: usize,
     },
+    /// Its run waits for the workflow's concurrency group.
+    RunWaiting,
     /// Its matrix is at `max-parallel`.
     Held,
     /// Waiting for its concurrency group.
@@ -195,6 +211,14 @@ struct Run {
     jobs: Vec<JobId>,
     unfinished: usize,
     matrices: Vec<String>,
+    /// The workflow's concurrency group, from the run's first job.
+    group: Option<Concurrency>,
+    /// Whether the run has taken its place in `group` (held or waiting).
+    joined: bool,
+    /// While the run waits for its group: its released jobs, admitted when it has it.
+    waiting: Option<Vec<JobId>>,
+    /// Why the run was cancelled as a whole: jobs it gets later are cancelled too.
+    cancelled: Option<String>,
 }
 
 /// See the module documentation.
@@ -208,6 +232,8 @@ pub struct Scheduler {
     /// Who waits for a job (also for jobs not enqueued yet).
     dependents: HashMap<JobId, Vec<JobId>>,
     groups: HashMap<String, Group>,
+    /// Workflow concurrency groups: holder and pending are run ids.
+    run_groups: HashMap<String, Group>,
     matrices: HashMap<(i64, String), Matrix>,
     runs: HashMap<i64, Run>,
     /// Runs whose jobs all finished: forgotten at the next placement.
@@ -287,7 +313,9 @@ impl Scheduler {
                 self.dependents.entry(*need).or_default().push(id);
             }
         }
+        let run_id = job.run_id;
         self.insert(job, State::Blocked { needs_left });
+        self.join_run_group(run_id, &mut out);
         if needs_left == 0 {
             self.release(id, &mut out);
         }
@@ -301,8 +329,14 @@ impl Scheduler {
             return;
         }
         let id = job.id;
+        let run_id = job.run_id;
         let idx = self.host_index.get(host).copied();
         self.insert(job, State::Running { host: idx, cancelling: false });
+        let run = self.runs.get_mut(&run_id).expect("just inserted");
+        if let (Some(c), false) = (&run.group, run.joined) {
+            run.joined = true;
+            self.run_groups.entry(c.key()).or_default().holder.get_or_insert(run_id);
+        }
         if let Some(idx) = idx {
             self.detach_host(idx);
             self.host_mut(idx).job = Some(id);
@@ -315,7 +349,7 @@ impl Scheduler {
             }
         }
         if let Some(c) = &job.concurrency {
-            self.groups.entry(c.group.clone()).or_default().holder.get_or_insert(id);
+            self.groups.entry(c.key()).or_default().holder.get_or_insert(id);
         }
     }
 
@@ -387,8 +421,8 @@ impl Scheduler {
     /// host can run gets the least versatile such host, until no free host can run
     /// any queued job.
     pub fn place(&mut self) -> Vec<Decision> {
-        self.forget_done_runs();
         let mut out = Vec::new();
+        self.forget_done_runs(&mut out);
         let mut heads: BinaryHeap<Reverse<(QueueKey, ClassIdx)>> = self
             .classes
             .candidates()
@@ -432,6 +466,10 @@ impl Scheduler {
                     }
                 }
                 Some(WaitReason::Needs { jobs })
+            }
+            State::RunWaiting => {
+                let group = self.runs.get(&job.run_id)?.group.as_ref()?;
+                Some(WaitReason::ConcurrencyGroup { group: group.group.clone() })
             }
             State::Held => {
                 let m = job.matrix.as_ref().and_then(|k| self.matrices.get(&(job.run_id, k.clone())))?;
@@ -477,6 +515,9 @@ impl Scheduler {
     fn insert(&mut self, spec: JobSpec, state: State) {
         let class = self.classes.job_class(&spec.labels);
         let run = self.runs.entry(spec.run_id).or_default();
+        if run.jobs.is_empty() {
+            run.group = spec.run_concurrency;
+        }
         run.jobs.push(spec.id);
         run.unfinished += 1;
         let matrix = spec.matrix.map(|m| {
@@ -530,6 +571,15 @@ impl Scheduler {
     /// A released job takes a place in its matrix, then in its concurrency group.
     fn admit(&mut self, id: JobId, out: &mut Vec<Decision>) {
         let job = &self.jobs[&id];
+        let run = self.runs.get_mut(&job.run_id).expect("a job's run lives as long as the job");
+        if let Some(reason) = run.cancelled.clone() {
+            return self.cancel_job(id, &reason, out);
+        }
+        if let Some(waiting) = &mut run.waiting {
+            waiting.push(id);
+            self.jobs.get_mut(&id).expect("known").state = State::RunWaiting;
+            return;
+        }
         if let Some(key) = &job.matrix {
             let job_key = job.key;
             let m = self
@@ -556,7 +606,8 @@ impl Scheduler {
         let Some(concurrency) = self.jobs[&id].concurrency.clone() else {
             return self.make_queued(id);
         };
-        let group = self.groups.entry(concurrency.group.clone()).or_default();
+        let key = concurrency.key();
+        let group = self.groups.entry(key.clone()).or_default();
         let Some(holder) = group.holder else {
             group.holder = Some(id);
             return self.make_queued(id);
@@ -568,11 +619,11 @@ impl Scheduler {
         if let Some(pending) = pending {
             let newer = |j: JobId| self.jobs.get(&j).map(|j| (j.key.1, j.key.2));
             if newer(pending) > newer(id) {
-                self.groups.get_mut(&concurrency.group).expect("just used").pending = Some(pending);
+                self.groups.get_mut(&key).expect("just used").pending = Some(pending);
                 return self.cancel_job(id, &superseded, out);
             }
         }
-        self.groups.get_mut(&concurrency.group).expect("just used").pending = Some(id);
+        self.groups.get_mut(&key).expect("just used").pending = Some(id);
         if let Some(pending) = pending {
             self.cancel_job(pending, &superseded, out);
         }
@@ -615,6 +666,11 @@ impl Scheduler {
                 return;
             }
             State::Blocked { .. } => {}
+            State::RunWaiting => {
+                if let Some(waiting) = self.runs.get_mut(&job.run_id).and_then(|r| r.waiting.as_mut()) {
+                    waiting.retain(|&j| j != id);
+                }
+            }
             State::Held => {
                 let key = job.key;
                 if let Some(m) =
@@ -646,10 +702,74 @@ impl Scheduler {
         self.to_notify.push(id);
 
         if let Some(c) = concurrency {
-            self.leave_group(&c.group, id);
+            self.leave_group(&c.key(), id);
         }
         if let Some(key) = matrix {
             self.leave_matrix(run_id, key, id, conclusion, admitted, out);
+        }
+    }
+
+    /// A run takes its place in the workflow's concurrency group (once, with its
+    /// first job): it holds the group, or waits for it in place of the run waiting
+    /// so far (the older of the two is cancelled), cancelling the holder with
+    /// `cancel-in-progress`.
+    fn join_run_group(&mut self, run_id: i64, out: &mut Vec<Decision>) {
+        let Some(run) = self.runs.get_mut(&run_id) else { return };
+        if run.joined {
+            return;
+        }
+        run.joined = true;
+        let Some(c) = run.group.clone() else { return };
+        let key = c.key();
+        let group = self.run_groups.entry(key.clone()).or_default();
+        let Some(holder) = group.holder else {
+            group.holder = Some(run_id);
+            return;
+        };
+        let superseded =
+            format!("Canceling since a higher priority waiting request for '{}' exists", c.group);
+        let pending = group.pending;
+        if pending.is_some_and(|p| p > run_id) {
+            return self.cancel_run(run_id, &superseded, out);
+        }
+        group.pending = Some(run_id);
+        self.runs.get_mut(&run_id).expect("looked up above").waiting = Some(Vec::new());
+        if let Some(pending) = pending {
+            self.cancel_run(pending, &superseded, out);
+        }
+        if c.cancel_in_progress {
+            self.cancel_run(holder, &superseded, out);
+        }
+    }
+
+    fn leave_run_group(&mut self, key: &str, run_id: i64, out: &mut Vec<Decision>) {
+        let Some(group) = self.run_groups.get_mut(key) else { return };
+        if group.pending == Some(run_id) {
+            group.pending = None;
+        }
+        let mut next = None;
+        if group.holder == Some(run_id) {
+            group.holder = group.pending.take();
+            next = group.holder;
+        }
+        if group.holder.is_none() && group.pending.is_none() {
+            self.run_groups.remove(key);
+        }
+        let waiting = next.and_then(|n| self.runs.get_mut(&n)).and_then(|r| r.waiting.take());
+        for id in waiting.unwrap_or_default() {
+            self.admit(id, out);
+        }
+    }
+
+    /// Cancels every job of a run, and those it gets later.
+    fn cancel_run(&mut self, run_id: i64, reason: &str, out: &mut Vec<Decision>) {
+        let Some(run) = self.runs.get_mut(&run_id) else { return };
+        if run.cancelled.is_some() {
+            return;
+        }
+        run.cancelled = Some(reason.to_string());
+        for id in run.jobs.clone() {
+            self.cancel_job(id, reason, out);
         }
     }
 
@@ -752,12 +872,17 @@ impl Scheduler {
         )
     }
 
-    fn forget_done_runs(&mut self) {
+    /// Forgets the runs whose jobs have all finished; each passes its workflow
+    /// concurrency group on.
+    fn forget_done_runs(&mut self, out: &mut Vec<Decision>) {
         for run_id in std::mem::take(&mut self.done_runs) {
             if self.runs.get(&run_id).is_none_or(|r| r.unfinished > 0) {
                 continue;
             }
             let run = self.runs.remove(&run_id).expect("just looked up");
+            if let (Some(c), true) = (&run.group, run.joined) {
+                self.leave_run_group(&c.key(), run_id, out);
+            }
             for id in run.jobs {
                 self.jobs.remove(&id);
                 self.dependents.remove(&id);
