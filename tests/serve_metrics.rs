@@ -284,6 +284,7 @@ async fn metrics_show_hosts_queue_and_deliveries_from_the_store() {
     assert_eq!(metrics.get("metalfarm_webhook_deliveries_processed_total", &[]), 2.0);
     assert_eq!(metrics.get("metalfarm_webhook_deliveries_unprocessed", &[]), 0.0);
     assert_eq!(metrics.get("metalfarm_scheduled_events_total", &[]), 0.0);
+    assert_eq!(metrics.get("metalfarm_dispatched_events_total", &[]), 0.0);
     // No forge to report to: at least every check run's first state waits in the outbox.
     assert!(metrics.get("metalfarm_outbox_backlog", &[]) >= 10.0);
 
@@ -371,6 +372,10 @@ async fn counts_work_the_same_on_postgres() {
     assert_eq!((counts.job_waits[0].count, counts.job_waits[0].sum_ms), (2, 92_000));
     assert_eq!(counts.job_waits[0].at_most, [0, 1, 2]);
     assert_eq!((counts.deliveries.total, counts.deliveries.unprocessed), (1, 1));
+    // The API's dispatches are counted apart (LIKE on PostgreSQL).
+    store.insert_delivery("dispatch:lab/qemu@1-0", "workflow_dispatch", "{}").await.unwrap();
+    let deliveries = store.farm_counts(&[]).await.unwrap().deliveries;
+    assert_eq!((deliveries.total, deliveries.dispatched, deliveries.webhooks()), (2, 1, 1));
     pool.close().await;
     store.close().await;
 }

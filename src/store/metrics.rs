@@ -51,10 +51,12 @@ pub struct JobWaits {
 /// Stored deliveries, the forge's and the farm's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
-    /// Every stored delivery: the forge's webhooks and the cron's `schedule` events.
+    /// Every stored delivery: the forge's webhooks and the farm's own events.
     pub total: i64,
     /// `schedule` events the cron stored (one per tick fired).
     pub scheduled: i64,
+    /// `workflow_dispatch` events made through the REST API.
+    pub dispatched: i64,
     /// Webhook deliveries not processed yet.
     pub unprocessed: i64,
 }
@@ -62,7 +64,7 @@ pub struct DeliveryCounts {
 impl DeliveryCounts {
     /// Deliveries that came through the webhook.
     pub fn webhooks(&self) -> i64 {
-        self.total - self.scheduled
+        self.total - self.scheduled - self.dispatched
     }
 
     /// Webhook deliveries processed.
@@ -104,7 +106,7 @@ impl Store {
             .await?,
             runs_by_status: grouped(conn, "SELECT status AS k, COUNT(*) AS n FROM runs GROUP BY status")
                 .await?,
-            deliveries: delivery_counts(conn).await?,
+            deliveries: delivery_counts(conn, self.backend()).await?,
             // As `Store::outbox_backlog`, inside this transaction.
             outbox_backlog: count(conn, "SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL")
                 .await?,
@@ -183,18 +185,41 @@ async fn job_waits(conn: &mut AnyConnection, bounds_ms: &[i64]) -> Result<Vec<Jo
     Ok(waits.collect::<Result<_, sqlx::Error>>()?)
 }
 
-/// Counted over indexes only: a delivery's row holds its whole body, which a scan of
-/// the table would read.
-async fn delivery_counts(conn: &mut AnyConnection) -> Result<DeliveryCounts, StoreError> {
+/// The id prefix of the events the API's dispatches store (the forge's delivery ids
+/// are GUIDs).
+const DISPATCH_ID_PREFIX: &str = "dispatch:";
+
+/// Counted over indexes: a delivery's row holds its whole body, which a scan of the
+/// table would read (on SQLite; PostgreSQL keeps large bodies apart).
+async fn delivery_counts(conn: &mut AnyConnection, backend: Backend) -> Result<DeliveryCounts, StoreError> {
+    // SQLite compares the ids bytewise: the prefix is a range of the primary key. A
+    // PostgreSQL collation may ignore punctuation in comparisons: LIKE is exact there.
+    let dispatched = match backend {
+        Backend::Sqlite => sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE id >= $1 AND id < $2")
+            .bind(DISPATCH_ID_PREFIX)
+            .bind(prefix_end(DISPATCH_ID_PREFIX)),
+        Backend::Postgres => sqlx::query("SELECT COUNT(*) AS n FROM deliveries WHERE id LIKE $1")
+            .bind(format!("{DISPATCH_ID_PREFIX}%")),
+    };
     Ok(DeliveryCounts {
         // The primary key's index.
         total: count(conn, "SELECT COUNT(*) AS n FROM deliveries").await?,
         // The cron records each tick it fires with the `schedule` delivery it stored.
         scheduled: count(conn, "SELECT COUNT(*) AS n FROM cron_ticks").await?,
-        // The partial index `deliveries_unprocessed`. The cron's deliveries are stored
+        dispatched: dispatched.fetch_one(&mut *conn).await?.try_get("n")?,
+        // The partial index `deliveries_unprocessed`. The farm's own events are stored
         // processed, so these are all the forge's.
         unprocessed: count(conn, "SELECT COUNT(*) AS n FROM deliveries WHERE processed_at IS NULL").await?,
     })
+}
+
+/// The least string above every string starting with `prefix` (ASCII, not ending in
+/// the last character).
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_owned();
+    let last = end.pop().expect("a prefix");
+    end.push(char::from(last as u8 + 1));
+    end
 }
 
 #[cfg(test)]
@@ -297,7 +322,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn scheduled_events_are_told_apart_from_webhooks() {
+    async fn the_farms_own_events_are_told_apart_from_webhooks() {
         let (_dir, store) = store().await;
         store.insert_delivery("d1", "push", "{}").await.unwrap();
         store.insert_delivery("d2", "push", "{}").await.unwrap();
@@ -311,9 +336,16 @@ mod tests {
         assert!(tx.claim_cron_tick(&key, 0, "schedule:1", &serde_json::json!({}), 0).await.unwrap());
         tx.mark_delivery_processed("schedule:1", "planned").await.unwrap();
         tx.commit().await.unwrap();
+        // What a dispatch through the API stores.
+        let dispatch = "dispatch:lab/qemu@1700000000000-0";
+        store.insert_delivery(dispatch, "workflow_dispatch", "{}").await.unwrap();
+        store.mark_delivery_processed(dispatch, "planned").await.unwrap();
+        // Ids on either side of the prefix are the forge's.
+        store.insert_delivery("dispatch", "push", "{}").await.unwrap();
+        store.insert_delivery("dispatch;", "push", "{}").await.unwrap();
 
         let deliveries = store.farm_counts(&[]).await.unwrap().deliveries;
-        assert_eq!(deliveries, DeliveryCounts { total: 3, scheduled: 1, unprocessed: 1 });
-        assert_eq!((deliveries.webhooks(), deliveries.webhooks_processed()), (2, 1));
+        assert_eq!(deliveries, DeliveryCounts { total: 6, scheduled: 1, dispatched: 1, unprocessed: 3 });
+        assert_eq!((deliveries.webhooks(), deliveries.webhooks_processed()), (4, 1));
     }
 }

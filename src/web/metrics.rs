@@ -8,8 +8,9 @@
 //!   histogram of how long the jobs that started waited for a host;
 //! - `metalfarm_runs{status}`;
 //! - `metalfarm_webhook_deliveries_{received,processed}_total`,
-//!   `metalfarm_webhook_deliveries_unprocessed`, `metalfarm_scheduled_events_total`
-//!   (the cron's `schedule` events, stored as deliveries but not the forge's);
+//!   `metalfarm_webhook_deliveries_unprocessed`; `metalfarm_scheduled_events_total`,
+//!   `metalfarm_dispatched_events_total`: the farm's own events (the cron's, the API's
+//!   dispatches), stored as deliveries too but not the forge's;
 //! - `metalfarm_outbox_backlog`: check-run states the forge has not received yet.
 //!
 //! A `runs_on` value is the label set as GitHub matches it: lowercase, sorted, joined
@@ -160,6 +161,12 @@ impl Collector for Scrape {
             "metalfarm_scheduled_events",
             "Events the cron fired for `schedule` triggers (one per workflow, cron entry and minute).",
             deliveries.scheduled,
+        )?;
+        counter(
+            &mut encoder,
+            "metalfarm_dispatched_events",
+            "workflow_dispatch events made through the REST API.",
+            deliveries.dispatched,
         )?;
         gauge(
             &mut encoder,
