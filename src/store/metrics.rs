@@ -89,8 +89,9 @@ impl Store {
         let counts = FarmCounts {
             hosts_by_state: grouped(conn, "SELECT state AS k, COUNT(*) AS n FROM hosts GROUP BY state")
                 .await?,
-            // `status <> 'completed'` matches the partial index `jobs_unfinished`: only
-            // unfinished jobs are read, however long the history.
+            // `status <> 'completed'` matches the partial index `jobs_unfinished` (as a
+            // literal: a bound value would not): only unfinished jobs are read, however
+            // long the history.
             unfinished_jobs_by_status: grouped(
                 conn,
                 "SELECT status AS k, COUNT(*) AS n FROM jobs WHERE status <> 'completed' GROUP BY status",
