@@ -11,6 +11,7 @@ mod deliveries;
 mod hosts;
 mod jobs;
 mod jobs_read;
+mod metrics;
 mod migrate;
 mod outbox;
 mod runs;
@@ -20,6 +21,7 @@ pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
+pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
     Annotation, Approval, CheckRunState, JobCheckRun, JobStatus, NewJob, NewRun, RequestedAction, RunIds,

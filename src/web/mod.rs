@@ -3,6 +3,7 @@
 //! or the farm, and answer.
 
 pub mod api;
+mod metrics;
 mod webhook;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/webhook", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::scrape))
         .nest(api::PREFIX, api::router(state.clone()))
         .with_state(state)
 }
