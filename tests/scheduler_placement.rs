@@ -422,6 +422,16 @@ fn a_workflow_concurrency_group_holds_whole_runs() {
     // Run 3 arrives: the waiting run 2 is cancelled, all of it.
     let decisions = enqueue_all(&mut s, [ci(6, 3, &[])]);
     assert_eq!(cancelled(&decisions), [4, 5]);
+    // An older run arriving late is cancelled as it comes, whatever its `if`.
+    let late = JobSpec { condition: Condition::new("false", Arc::default()), ..ci(7, 2, &[]) };
+    let late_run = JobSpec { run_id: 0, ..late };
+    assert_eq!(
+        s.enqueue(late_run),
+        [Decision::Cancel {
+            job: 7,
+            reason: "Canceling since a higher priority waiting request for 'ci' exists".into()
+        }]
+    );
     s.finish(1, Conclusion::Success);
     assert_eq!(s.place(), [lease(3, "a")]);
     s.finish(2, Conclusion::Success);

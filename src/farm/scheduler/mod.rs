@@ -419,7 +419,9 @@ impl Scheduler {
 
     /// Every lease possible now, best job first: the best queued job that a free
     /// host can run gets the least versatile such host, until no free host can run
-    /// any queued job.
+    /// any queued job. Runs whose jobs have all finished are forgotten first; one
+    /// that held a workflow concurrency group passes it on, and what the next run's
+    /// jobs cause then (cancelling others of their job groups) comes before the leases.
     pub fn place(&mut self) -> Vec<Decision> {
         let mut out = Vec::new();
         self.forget_done_runs(&mut out);
@@ -552,7 +554,8 @@ impl Scheduler {
 
     /// Every job `id` needs has finished: its `if` decides.
     fn release(&mut self, id: JobId, out: &mut Vec<Decision>) {
-        let Some(job) = self.jobs.get(&id) else { return };
+        // Not when it ended meanwhile (its run was cancelled as it arrived).
+        let Some(job @ Job { state: State::Blocked { .. }, .. }) = self.jobs.get(&id) else { return };
         let chain = self.needs_chain(job);
         let verdict = job.condition.decide(chain, || self.needs_context(job));
         match verdict {
