@@ -609,14 +609,15 @@ fn job_spec(
             .flat_map(|key| ids_of.get(key.as_str()).into_iter().flatten().copied())
             .collect(),
         condition: Condition::new(job.condition.clone(), contexts.clone()),
-        concurrency: job
-            .concurrency
-            .clone()
-            .map(|group| Concurrency { group, cancel_in_progress: job.cancel_in_progress }),
-        run_concurrency: job
-            .run_concurrency
-            .clone()
-            .map(|(group, cancel_in_progress)| Concurrency { group, cancel_in_progress }),
+        // GitHub's concurrency groups are per repository.
+        concurrency: job.concurrency.as_ref().map(|group| Concurrency {
+            group: format!("{}:{group}", job.repo),
+            cancel_in_progress: job.cancel_in_progress,
+        }),
+        run_concurrency: job.run_concurrency.as_ref().map(|(group, cancel_in_progress)| Concurrency {
+            group: format!("{}:{group}", job.repo),
+            cancel_in_progress: *cancel_in_progress,
+        }),
         matrix: job.strategy.map(|(fail_fast, max_parallel)| MatrixGroup {
             key: job.job_key.clone(),
             max_parallel,

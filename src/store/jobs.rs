@@ -12,6 +12,8 @@ use super::{now_ms, Store, StoreError, Tx};
 pub struct SchedulingJob {
     pub id: i64,
     pub run_id: i64,
+    /// The run's repository (`owner/name`).
+    pub repo: String,
     pub job_key: String,
     pub runs_on: Vec<String>,
     /// Workflow job ids it needs.
@@ -32,7 +34,7 @@ pub struct SchedulingJob {
     pub waiting_reason: Option<String>,
 }
 
-const SCHEDULING_COLUMNS: &str = "j.id, j.run_id, j.job_key, j.runs_on, j.needs, j.condition, j.concurrency, \
+const SCHEDULING_COLUMNS: &str = "j.id, j.run_id, r.repo, j.job_key, j.runs_on, j.needs, j.condition, j.concurrency, \
      j.cancel_in_progress, j.fail_fast, j.max_parallel, j.status, j.conclusion, j.host, r.priority, j.created_at, \
      j.waiting_reason, r.concurrency AS run_concurrency, r.cancel_in_progress AS run_cancel_in_progress";
 
@@ -46,6 +48,7 @@ fn scheduling_job(row: &sqlx::any::AnyRow) -> Result<SchedulingJob, sqlx::Error>
     Ok(SchedulingJob {
         id: row.try_get("id")?,
         run_id: row.try_get("run_id")?,
+        repo: row.try_get("repo")?,
         job_key: row.try_get("job_key")?,
         runs_on: list("runs_on")?,
         needs: list("needs")?,
