@@ -291,7 +291,7 @@ async fn the_openapi_document_describes_the_api() {
 async fn the_inventory_works_the_same_on_postgres() {
     use metalfarm::config::{Arch, HostConfig};
     use metalfarm::farm::hosts::{HostSpec, HostState, Inventory};
-    use metalfarm::store::{Approval, JobStatus, NewJob, NewRun, Store};
+    use metalfarm::store::{NewJob, NewRun, Store};
 
     let pg = common::postgres::Postgres::start();
     let store = Store::open(&pg.url()).await.expect("open on PostgreSQL");
@@ -316,30 +316,15 @@ async fn the_inventory_works_the_same_on_postgres() {
             workflow: "workflows/ci.yml",
             workflow_name: "CI",
             event: "push",
-            delivery_id: None,
-            installation_id: None,
             head_sha: "abc",
             check_sha: "abc",
             git_ref: "refs/heads/master",
-            attempt_of: None,
-            fork: false,
-            approval: Approval::None,
-            priority: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
-    let job = NewJob {
-        job_key: "build",
-        name: "build",
-        runs_on: &["amd64".to_owned()],
-        needs: &[],
-        matrix: None,
-        condition: "",
-        concurrency: None,
-        status: JobStatus::Queued,
-        cancel_in_progress: false,
-        strategy: None,
-    };
+    let job =
+        NewJob { job_key: "build", name: "build", runs_on: &["amd64".to_owned()], ..Default::default() };
     let job = tx.insert_job(run.run_id, &job).await.unwrap();
     tx.commit().await.unwrap();
     let host = inventory.lease("foo-amd.example.com", job, 5_000).await.unwrap();

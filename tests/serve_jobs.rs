@@ -364,9 +364,7 @@ async fn the_openapi_document_describes_runs_jobs_and_dispatch() {
 
 /// The API's read queries and a dispatch's event, the same on both back ends.
 async fn reads_on(store: &metalfarm::store::Store) {
-    use metalfarm::store::{
-        Approval, CheckRunState, DeliveryInsert, JobQuery, JobStatus, NewJob, NewRun, RunQuery,
-    };
+    use metalfarm::store::{CheckRunState, DeliveryInsert, JobQuery, NewJob, NewRun, RunQuery};
 
     let mut tx = store.begin().await.unwrap();
     let payload = json!({"inputs": {"target": "staging"}});
@@ -380,30 +378,17 @@ async fn reads_on(store: &metalfarm::store::Store) {
         workflow_name: "Deploy",
         event: "workflow_dispatch",
         delivery_id: Some("dispatch:1"),
-        installation_id: None,
         head_sha: MAIN_SHA,
         check_sha: MAIN_SHA,
         git_ref: "refs/heads/main",
         attempt_of,
-        fork: false,
-        approval: Approval::None,
         priority: 2,
+        ..Default::default()
     };
     let first = tx.insert_run(&run(None)).await.unwrap();
     let second = tx.insert_run(&run(Some(first.run_number))).await.unwrap();
     let labels = ["self-hosted".to_owned(), "HostProvisioning".to_owned()];
-    let job = NewJob {
-        job_key: "deploy",
-        name: "deploy",
-        runs_on: &labels,
-        needs: &[],
-        matrix: None,
-        condition: "",
-        concurrency: None,
-        status: JobStatus::Queued,
-        cancel_in_progress: false,
-        strategy: None,
-    };
+    let job = NewJob { job_key: "deploy", name: "deploy", runs_on: &labels, ..Default::default() };
     let job_id = tx.insert_job(first.run_id, &job).await.unwrap();
     let state = CheckRunState {
         name: "Deploy / deploy".into(),

@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use metalfarm::farm::hosts::Inventory;
-use metalfarm::store::{JobStatus, NewJob, NewRun, Store};
+use metalfarm::store::{NewJob, NewRun, Store};
 
 const CONFIG: &str = r#"
 [[repo]]
@@ -319,31 +319,16 @@ async fn counts_work_the_same_on_postgres() {
         workflow_name: "CI",
         event: "push",
         delivery_id: Some("d1"),
-        installation_id: None,
         head_sha: "abc",
         check_sha: "abc",
         git_ref: "refs/heads/master",
-        attempt_of: None,
-        fork: false,
-        approval: Default::default(),
-        priority: 0,
+        ..Default::default()
     };
     let run_id = tx.insert_run(&run).await.unwrap().run_id;
     let labels = ["self-hosted".to_owned(), "amd64".to_owned()];
     let mut jobs = Vec::new();
     for key in ["a", "b", "c"] {
-        let job = NewJob {
-            job_key: key,
-            name: key,
-            runs_on: &labels,
-            needs: &[],
-            matrix: None,
-            condition: "",
-            concurrency: None,
-            status: JobStatus::Queued,
-            cancel_in_progress: false,
-            strategy: None,
-        };
+        let job = NewJob { job_key: key, name: key, runs_on: &labels, ..Default::default() };
         jobs.push(tx.insert_job(run_id, &job).await.unwrap());
     }
     tx.commit().await.unwrap();

@@ -20,14 +20,10 @@ async fn the_store_works_the_same_on_postgres() {
         workflow_name: "qemu sanity",
         event: "push",
         delivery_id: Some("d1"),
-        installation_id: None,
         head_sha: "abc",
         check_sha: "abc",
         git_ref: "refs/heads/master",
-        attempt_of: None,
-        fork: false,
-        approval: Approval::None,
-        priority: 0,
+        ..Default::default()
     };
     let mut tx = store.begin().await.unwrap();
     let first = tx.insert_run(&run).await.unwrap();

@@ -1063,7 +1063,7 @@ mod tests {
 
     /// A job to lease hosts to (leases reference jobs).
     async fn job(store: &Store) -> i64 {
-        use crate::store::{Approval, JobStatus, NewJob, NewRun};
+        use crate::store::{NewJob, NewRun};
         let mut tx = store.begin().await.unwrap();
         let run = tx
             .insert_run(&NewRun {
@@ -1071,15 +1071,10 @@ mod tests {
                 workflow: "workflows/ci.yml",
                 workflow_name: "CI",
                 event: "push",
-                delivery_id: None,
-                installation_id: None,
                 head_sha: "abc",
                 check_sha: "abc",
                 git_ref: "refs/heads/master",
-                attempt_of: None,
-                fork: false,
-                approval: Approval::None,
-                priority: 0,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -1090,13 +1085,7 @@ mod tests {
                     job_key: "build",
                     name: "build",
                     runs_on: &["amd64".to_owned()],
-                    needs: &[],
-                    matrix: None,
-                    condition: "",
-                    concurrency: None,
-                    status: JobStatus::Queued,
-                    cancel_in_progress: false,
-                    strategy: None,
+                    ..Default::default()
                 },
             )
             .await

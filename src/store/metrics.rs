@@ -226,7 +226,7 @@ fn prefix_end(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{JobStatus, NewJob, NewRun};
+    use crate::store::{NewJob, NewRun};
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -242,33 +242,17 @@ mod tests {
             workflow: "workflows/ci.yml",
             workflow_name: "CI",
             event: "push",
-            delivery_id: None,
-            installation_id: None,
             head_sha: "abc",
             check_sha: "abc",
             git_ref: "refs/heads/main",
-            attempt_of: None,
-            fork: false,
-            approval: Default::default(),
-            priority: 0,
+            ..Default::default()
         };
         let ids = tx.insert_run(&run).await.unwrap();
         let mut jobs = Vec::new();
         for (n, labels) in runs_on.iter().enumerate() {
             let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
             let key = format!("job{n}");
-            let job = NewJob {
-                job_key: &key,
-                name: &key,
-                runs_on: &labels,
-                needs: &[],
-                matrix: None,
-                condition: "",
-                concurrency: None,
-                status: JobStatus::Queued,
-                cancel_in_progress: false,
-                strategy: None,
-            };
+            let job = NewJob { job_key: &key, name: &key, runs_on: &labels, ..Default::default() };
             jobs.push(tx.insert_job(ids.run_id, &job).await.unwrap());
         }
         tx.commit().await.unwrap();

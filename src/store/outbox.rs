@@ -166,15 +166,11 @@ mod tests {
             workflow: "workflows/ci.yml",
             workflow_name: "CI",
             event: "push",
-            delivery_id: None,
             installation_id: Some(7),
             head_sha: "abc",
             check_sha: "abc",
             git_ref: "refs/heads/main",
-            attempt_of: None,
-            fork: false,
-            approval: Default::default(),
-            priority: 0,
+            ..Default::default()
         };
         let ids = tx.insert_run(&run).await.unwrap();
         assert_eq!(ids.run_number, 1);

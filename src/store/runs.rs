@@ -11,7 +11,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 use super::{now_ms, Store, StoreError};
 
 /// A run to record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewRun<'a> {
     pub repo: &'a str,
     /// The workflow file's path.
@@ -74,7 +74,7 @@ pub struct RunIds {
 }
 
 /// One planned job to record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewJob<'a> {
     pub job_key: &'a str,
     pub name: &'a str,
@@ -91,11 +91,12 @@ pub struct NewJob<'a> {
 }
 
 /// Where a job is in its life. Hosts and execution add the states between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Its run waits for approval: no host may take it.
     Waiting,
+    #[default]
     Queued,
     InProgress,
     Completed,
@@ -545,15 +546,13 @@ mod tests {
                 workflow: "workflows/ci.yml",
                 workflow_name: "CI",
                 event: "pull_request",
-                delivery_id: None,
                 installation_id: Some(7),
                 head_sha: "abc",
                 check_sha: "def",
                 git_ref: "refs/pull/1/merge",
-                attempt_of: None,
                 fork: true,
                 approval: Approval::Required,
-                priority: 0,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -564,12 +563,8 @@ mod tests {
             name: key,
             runs_on: &labels,
             needs: &needs,
-            matrix: None,
-            condition: "",
-            concurrency: None,
             status: JobStatus::Waiting,
-            cancel_in_progress: false,
-            strategy: None,
+            ..Default::default()
         };
         let build = tx.insert_job(ids.run_id, &job("build")).await.unwrap();
         let check = tx
