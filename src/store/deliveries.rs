@@ -4,6 +4,10 @@ use sqlx::{Any, Row};
 
 use super::{now_ms, Store, StoreError};
 
+/// The id prefix of the events the API's dispatches store as deliveries (the forge's
+/// delivery ids are GUIDs).
+pub const DISPATCH_ID_PREFIX: &str = "dispatch:";
+
 /// Inserts one delivery unless its id is stored already (`Duplicate`), on a pool (its
 /// own commit) or inside a transaction.
 pub(super) async fn insert_delivery_in<'c, E>(

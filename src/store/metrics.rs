@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::deliveries::DISPATCH_ID_PREFIX;
 use super::{Backend, Store, StoreError};
 
 /// What the farm's metrics are computed from.
@@ -185,10 +186,6 @@ async fn job_waits(conn: &mut AnyConnection, bounds_ms: &[i64]) -> Result<Vec<Jo
     });
     Ok(waits.collect::<Result<_, sqlx::Error>>()?)
 }
-
-/// The id prefix of the events the API's dispatches store (the forge's delivery ids
-/// are GUIDs).
-const DISPATCH_ID_PREFIX: &str = "dispatch:";
 
 /// Counted over indexes: a delivery's row holds its whole body, which a scan of the
 /// table would read (on SQLite; PostgreSQL keeps large bodies apart).

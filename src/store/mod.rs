@@ -18,7 +18,7 @@ mod runs;
 mod writer;
 
 pub use cron::{CronKey, FiredTick};
-pub use deliveries::{Delivery, DeliveryInsert};
+pub use deliveries::{Delivery, DeliveryInsert, DISPATCH_ID_PREFIX};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
 pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};

@@ -23,7 +23,7 @@ use crate::farm::events::HandlerError;
 use crate::farm::start::{start_runs, EventOrigin};
 use crate::farm::workflows::{event_workflows, WorkflowFile};
 use crate::forge::api::ForgeError;
-use crate::store::{now_ms, DeliveryInsert};
+use crate::store::{now_ms, DeliveryInsert, DISPATCH_ID_PREFIX};
 use crate::web::AppState;
 use crate::workflow::event::Event;
 use crate::workflow::load::{load, LoadOptions};
@@ -251,5 +251,5 @@ fn check_value(input: &Input, value: &JsonValue) -> Result<(), String> {
 /// A delivery id for a dispatch: unique in this process and across restarts.
 fn new_delivery_id(repo: &str) -> String {
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    format!("dispatch:{repo}@{}-{}", now_ms(), COUNT.fetch_add(1, Ordering::Relaxed))
+    format!("{DISPATCH_ID_PREFIX}{repo}@{}-{}", now_ms(), COUNT.fetch_add(1, Ordering::Relaxed))
 }
