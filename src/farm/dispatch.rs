@@ -206,8 +206,8 @@ impl Driver {
                 tx.commit().await?;
             }
         }
-        let mut runs = self.farm.store.runs_with_running_jobs().await?;
-        runs.extend(self.farm.store.runs_with_queued_jobs().await?);
+        let mut runs = self.farm.store.runs_with_jobs(JobStatus::InProgress).await?;
+        runs.extend(self.farm.store.runs_with_jobs(JobStatus::Queued).await?);
         runs.sort_unstable();
         runs.dedup();
         for run in runs {
@@ -222,7 +222,7 @@ impl Driver {
 
     /// Takes in the jobs of runs the engine does not have yet.
     async fn take_new_runs(&mut self) -> Result<(), DriveError> {
-        for run in self.farm.store.runs_with_queued_jobs().await? {
+        for run in self.farm.store.runs_with_jobs(JobStatus::Queued).await? {
             if !self.runs.contains(&run) {
                 self.take_run(run).await?;
             }
@@ -399,15 +399,8 @@ impl Driver {
         }
         let mut tx = self.farm.store.begin().await?;
         tx.start_job(job, host).await?;
-        if let Some(check) = tx.job_check(job).await? {
-            let mut state = check.state;
-            state.status = "in_progress".into();
-            state.conclusion = None;
-            state.title = format!("Running on {host}");
-            state.summary = format!("Host `{host}` has the job.");
-            state.actions.clear();
-            tx.queue_check_run_state(check.check_run_id, &state).await?;
-        }
+        let (title, summary) = (format!("Running on {host}"), format!("Host `{host}` has the job."));
+        tx.show_on_job_check(job, "in_progress", None, &title, &summary).await?;
         tx.commit().await?;
         tracing::info!("job leased");
         self.farm.outbox_waiting.notify_one();
@@ -433,15 +426,8 @@ impl Driver {
     ) -> Result<(), DriveError> {
         let mut tx = self.farm.store.begin().await?;
         if tx.complete_job(job, ending.conclusion).await? {
-            if let Some(check) = tx.job_check(job).await? {
-                let mut state = check.state;
-                state.status = "completed".into();
-                state.conclusion = Some(ending.conclusion.to_owned());
-                state.title = ending.title.to_owned();
-                state.summary = ending.summary.clone();
-                state.actions.clear();
-                tx.queue_check_run_state(check.check_run_id, &state).await?;
-            }
+            tx.show_on_job_check(job, "completed", Some(ending.conclusion), ending.title, &ending.summary)
+                .await?;
         }
         let run_done = match run {
             Some(run) => tx.complete_run_if_done(run).await?.map(|c| (run, c)),
@@ -527,17 +513,12 @@ impl Driver {
             tracing::warn!("the lease lapsed: the job is retried on another host");
             let mut tx = self.farm.store.begin().await?;
             tx.requeue_job(job).await?;
-            if let Some(check) = tx.job_check(job).await? {
-                let mut state = check.state;
-                state.status = "queued".into();
-                state.title = "Queued again".into();
-                state.summary = format!(
-                    "Host `{}` stopped answering for the job (its lease lapsed): an infrastructure \
-                     failure, not a test failure. The job is retried on another host.",
-                    host.name
-                );
-                tx.queue_check_run_state(check.check_run_id, &state).await?;
-            }
+            let summary = format!(
+                "Host `{}` stopped answering for the job (its lease lapsed): an infrastructure \
+                 failure, not a test failure. The job is retried on another host.",
+                host.name
+            );
+            tx.show_on_job_check(job, "queued", None, "Queued again", &summary).await?;
             tx.commit().await?;
             self.farm.outbox_waiting.notify_one();
             if self.run_of.contains_key(&job) {

@@ -79,10 +79,11 @@ pub struct JobCheck {
 }
 
 impl Store {
-    /// The runs with a queued job (not waiting for approval).
-    pub async fn runs_with_queued_jobs(&self) -> Result<Vec<i64>, StoreError> {
+    /// The runs with a job in `status` (queued: not waiting for approval; in progress:
+    /// leased to a host, for a restart), oldest first.
+    pub async fn runs_with_jobs(&self, status: JobStatus) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT run_id FROM jobs WHERE status = $1 ORDER BY run_id")
-            .bind(JobStatus::Queued.as_str())
+            .bind(status.as_str())
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(|r| r.try_get("run_id")).collect::<Result<_, _>>().map_err(StoreError::from)
@@ -97,15 +98,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(scheduling_job).collect::<Result<_, _>>().map_err(StoreError::from)
-    }
-
-    /// The runs with a job under way (leased to a host), for a restart.
-    pub async fn runs_with_running_jobs(&self) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT run_id FROM jobs WHERE status = $1 ORDER BY run_id")
-            .bind(JobStatus::InProgress.as_str())
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(|r| r.try_get("run_id")).collect::<Result<_, _>>().map_err(StoreError::from)
     }
 }
 
@@ -180,6 +172,28 @@ impl Tx {
             check_run_id: row.try_get("id")?,
             state: serde_json::from_str(&payload).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         }))
+    }
+
+    /// Queues a new state of the job's check run, when it has one: `status`, `conclusion`,
+    /// `title` and `summary` replace the newest state's, and its buttons go.
+    pub async fn show_on_job_check(
+        &mut self,
+        job_id: i64,
+        status: &str,
+        conclusion: Option<&str>,
+        title: &str,
+        summary: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(check) = self.job_check(job_id).await? {
+            let mut state = check.state;
+            state.status = status.to_owned();
+            state.conclusion = conclusion.map(str::to_owned);
+            state.title = title.to_owned();
+            state.summary = summary.to_owned();
+            state.actions.clear();
+            self.queue_check_run_state(check.check_run_id, &state).await?;
+        }
+        Ok(())
     }
 
     /// The job is under way on `host`.
