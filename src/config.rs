@@ -90,6 +90,14 @@ pub struct CobblerConfig {
 pub struct SshConfig {
     pub user: String,
     pub private_key_file: Option<PathBuf>,
+    /// TCP connect, handshake and login together.
+    #[serde(with = "duration_text")]
+    pub connect_timeout: Duration,
+    /// A keepalive after this long without a word from the host; after
+    /// `keepalive_max` unanswered ones the connection counts as lost.
+    #[serde(with = "duration_text")]
+    pub keepalive_interval: Duration,
+    pub keepalive_max: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,7 +178,13 @@ impl Default for ForgeConfig {
 
 impl Default for SshConfig {
     fn default() -> Self {
-        SshConfig { user: "root".into(), private_key_file: None }
+        SshConfig {
+            user: "root".into(),
+            private_key_file: None,
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_max: 3,
+        }
     }
 }
 

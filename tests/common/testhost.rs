@@ -196,6 +196,19 @@ impl TestHost {
         self.start();
     }
 
+    /// Stops (SIGSTOP) every process of the host but its init: connections stay open
+    /// and nothing answers, as when the link is cut silently. [`TestHost::thaw`]
+    /// undoes it.
+    pub fn freeze(&self) {
+        let out = self.run("kill -STOP -1");
+        assert!(out.status.success(), "freezing {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn thaw(&self) {
+        let out = self.run("kill -CONT -1");
+        assert!(out.status.success(), "thawing {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Runs `command` with `sh -c` inside the host's namespaces (its process list,
     /// /tmp, /root), as the harness: for assertions such as "is that process alive".
     pub fn run(&self, command: &str) -> Output {
