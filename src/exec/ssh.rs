@@ -8,6 +8,7 @@
 //! host's address, and [`SshError::is_infrastructure`] tells a host problem (retry
 //! elsewhere) from a job's own failure.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +24,15 @@ use tracing::Instrument;
 
 use super::keys::{self, PrivateKey, PublicKey};
 use crate::config::SshConfig;
+
+/// AES-GCM first: ring's implementation uses the CPU's AES instructions and streams
+/// several times faster than the portable ChaCha20-Poly1305 russh prefers.
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_128_CTR,
+];
 
 /// How the farm logs in: user, key, and how long it waits.
 #[derive(Clone)]
@@ -202,6 +212,8 @@ impl Session {
             // from waiting on window adjustments.
             window_size: 16 * 1024 * 1024,
             nodelay: true,
+            maximum_packet_size: 256 * 1024,
+            preferred: russh::Preferred { cipher: Cow::Borrowed(CIPHERS), ..russh::Preferred::DEFAULT },
             ..Default::default()
         });
         let login = async {

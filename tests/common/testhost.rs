@@ -379,14 +379,14 @@ fn preflight() {
     });
 }
 
-/// Runs the OpenSSH client against `host` as `root` with the farm key, pinning the
-/// host's current key; returns its output.
-pub fn openssh(hosts: &TestHosts, host: &TestHost, command: &str) -> Output {
+/// The OpenSSH client's command for `command` on `host` as `root` with the farm key,
+/// pinning the host's current key (stdin from /dev/null).
+pub fn openssh_command(hosts: &TestHosts, host: &TestHost, command: &str) -> Command {
     let known_hosts = host.dir.join("run/known_hosts");
     std::fs::write(&known_hosts, format!("[{}]:{} {}\n", host.address(), host.port(), host.host_key()))
         .expect("known_hosts");
-    Command::new("ssh")
-        .arg("-i")
+    let mut ssh = Command::new("ssh");
+    ssh.arg("-i")
         .arg(hosts.farm_key_path())
         .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes"])
         .arg("-o")
@@ -394,7 +394,13 @@ pub fn openssh(hosts: &TestHosts, host: &TestHost, command: &str) -> Output {
         .args(["-o", "ConnectTimeout=10", "-p", &host.port().to_string()])
         .arg(format!("root@{}", host.address()))
         .arg(command)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    ssh
+}
+
+/// Runs `command` on `host` with the OpenSSH client ([`openssh_command`]).
+pub fn openssh(hosts: &TestHosts, host: &TestHost, command: &str) -> Output {
+    openssh_command(hosts, host, command)
         .output()
         .expect("ssh (openssh-client) is required: run scripts/test.sh")
 }
