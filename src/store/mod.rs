@@ -11,6 +11,7 @@ mod deliveries;
 mod hosts;
 mod jobs;
 mod jobs_read;
+mod logs;
 mod metrics;
 mod migrate;
 mod outbox;
@@ -21,6 +22,7 @@ pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert, DISPATCH_ID_PREFIX};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
+pub use logs::{JobLog, JobLogs, LogError, LogFollower};
 pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{
