@@ -1,5 +1,7 @@
 //! Things that run on or for a host. Knows nothing of the forge.
 //!
 //! - [`hash_files`]: the real `hashFiles()` over a workspace directory.
+//! - [`commands`]: workflow commands (`::error::`, `::add-mask::`, …) in a step's output.
 
+pub mod commands;
 pub mod hash_files;
