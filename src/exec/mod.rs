@@ -2,6 +2,8 @@
 //!
 //! - [`hash_files`]: the real `hashFiles()` over a workspace directory.
 //! - [`commands`]: workflow commands (`::error::`, `::add-mask::`, …) in a step's output.
+//! - [`mask`]: secrets replaced by `***` before anything is written or sent.
 
 pub mod commands;
 pub mod hash_files;
+pub mod mask;
