@@ -4,8 +4,10 @@
 //! - [`commands`]: workflow commands (`::error::`, `::add-mask::`, …) in a step's output.
 //! - [`envfiles`]: what a step wrote to `GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH`.
 //! - [`mask`]: secrets replaced by `***` before anything is written or sent.
+//! - [`shell`]: the command line a `run:` step runs with.
 
 pub mod commands;
 pub mod envfiles;
 pub mod hash_files;
 pub mod mask;
+pub mod shell;
