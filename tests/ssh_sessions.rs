@@ -366,35 +366,41 @@ async fn after_reboot_the_host_answers_with_a_new_boot_id() {
     let hosts = TestHosts::start(1);
     let host = hosts.host(0);
     let session = connect(&hosts, host).await;
-    let boot_id = |out: metalfarm::exec::ssh::Output| String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let first = boot_id(session.output("cat /proc/sys/kernel/random/boot_id").await.unwrap());
+    let first = session.boot_id().await.unwrap();
     assert_eq!(first, host.boot_id());
 
+    // `reboot` returns, then the host goes down (the session ends) and comes back.
     assert!(session.output("reboot").await.unwrap().status.success());
-    // The host goes down: the session ends.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !session.is_closed() {
-        assert!(Instant::now() < deadline, "the session outlived the reboot");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // And comes back: reconnect (same pinned key) until it answers.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let session = loop {
-        let options = options(&hosts);
-        match Session::connect(&host.address(), host.port(), &options, HostKeyPolicy::Pinned(host.host_key()))
-            .await
-        {
-            Ok(session) => break session,
-            Err(e) => {
-                assert!(e.is_infrastructure(), "{e}");
-                assert!(Instant::now() < deadline, "the host did not come back: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
-    let second = boot_id(session.output("cat /proc/sys/kernel/random/boot_id").await.unwrap());
+    let pin = HostKeyPolicy::Pinned(host.host_key());
+    let (session, second) = Session::connect_after_reboot(
+        &host.address(),
+        host.port(),
+        &options(&hosts),
+        pin,
+        &first,
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the host comes back");
     assert_ne!(second, first);
     assert_eq!(second, host.boot_id());
+    assert_eq!(session.output("ls /tmp | wc -l").await.unwrap().stdout, b"0\n", "a fresh /tmp");
+
+    // A host that never reboots: the wait ends with a timeout that names it.
+    let started = Instant::now();
+    let err = Session::connect_after_reboot(
+        &host.address(),
+        host.port(),
+        &options(&hosts),
+        HostKeyPolicy::Pinned(host.host_key()),
+        &second,
+        Duration::from_secs(2),
+    )
+    .await
+    .err()
+    .expect("no reboot happened");
+    assert!(matches!(err, SshError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
 #[test]

@@ -248,6 +248,60 @@ impl Session {
         Ok(Session { address: target, host_key, handle, sftp: OnceCell::new() })
     }
 
+    /// Connects to a host that is rebooting: retries until it answers with a boot id
+    /// other than `old_boot_id`, for at most `timeout`. Returns the session and the
+    /// new boot id. A changed host key or a refused login ends the wait at once (a
+    /// reboot changes neither); otherwise the last error, or [`SshError::Timeout`]
+    /// when the host kept answering with the old boot id.
+    pub async fn connect_after_reboot(
+        address: &str,
+        port: u16,
+        options: &SshOptions,
+        policy: HostKeyPolicy,
+        old_boot_id: &str,
+        timeout: Duration,
+    ) -> Result<(Session, String), SshError> {
+        const RETRY_EVERY: Duration = Duration::from_millis(500);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_error = None;
+        loop {
+            let attempt = async {
+                let session = Session::connect(address, port, options, policy.clone()).await?;
+                let boot_id = session.boot_id().await?;
+                Ok::<_, SshError>((session, boot_id))
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok((session, boot_id))) if boot_id != old_boot_id => return Ok((session, boot_id)),
+                Ok(Ok((session, _))) => {
+                    // Not down yet: the reboot is still on its way.
+                    session.close().await;
+                    last_error = None;
+                }
+                Ok(Err(e @ (SshError::HostKeyChanged { .. } | SshError::Auth { .. }))) => return Err(e),
+                Ok(Err(e)) => last_error = Some(e),
+                Err(_) => break,
+            }
+            if tokio::time::Instant::now() + RETRY_EVERY >= deadline {
+                break;
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+        Err(last_error.unwrap_or(SshError::Timeout { address: host_port(address, port), after: timeout }))
+    }
+
+    /// The host's boot id (`/proc/sys/kernel/random/boot_id`): new at every boot.
+    pub async fn boot_id(&self) -> Result<String, SshError> {
+        let out = self.output("cat /proc/sys/kernel/random/boot_id").await?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || id.is_empty() {
+            return Err(SshError::Protocol {
+                address: self.address.clone(),
+                message: format!("no boot id: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            });
+        }
+        Ok(id)
+    }
+
     /// The host's key as it offered it, OpenSSH text (`ssh-ed25519 AAAA…`).
     pub fn host_key(&self) -> &str {
         &self.host_key
@@ -520,6 +574,15 @@ impl Execution {
                 Some(_) => {} // Eof, window adjustments, replies
             }
         }
+    }
+}
+
+/// `address:port`, with brackets around an IPv6 address.
+fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
     }
 }
 
