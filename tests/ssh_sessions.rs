@@ -17,6 +17,20 @@ fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// Waits (bounded) until `command` on `host` prints `expected`: a process started in
+/// the background over SSH may not have exec'd yet when the session returns.
+fn eventually(host: &common::testhost::TestHost, command: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = stdout(&host.run(command));
+        if seen == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{command}: {seen:?}, expected {expected:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn test_hosts_are_separate_machines() {
     let hosts = TestHosts::start(2);
@@ -47,7 +61,7 @@ fn test_hosts_are_separate_machines() {
 
     // Its own process list: a process started on one host is not seen from the other.
     stdout(&openssh(&hosts, a, "setsid sleep 1000 >/dev/null 2>&1 < /dev/null &"));
-    assert_eq!(stdout(&a.run("pgrep -x sleep | wc -l")), "1");
+    eventually(a, "pgrep -x sleep | wc -l", "1");
     assert_eq!(stdout(&b.run("pgrep -x sleep | wc -l")), "0");
 }
 
@@ -61,7 +75,7 @@ fn reboot_kills_everything_and_comes_back_with_a_new_boot_id() {
         host,
         "setsid sleep 1000 >/dev/null 2>&1 < /dev/null &  echo x > /tmp/x; echo y > /root/y",
     ));
-    assert_eq!(stdout(&host.run("pgrep -x sleep | wc -l")), "1");
+    eventually(host, "pgrep -x sleep | wc -l", "1");
     let key = host.host_key();
 
     stdout(&openssh(&hosts, host, "reboot"));
