@@ -104,6 +104,10 @@ pub struct SshConfig {
     #[serde(with = "duration_text")]
     pub keepalive_interval: Duration,
     pub keepalive_max: usize,
+    /// How long a host that stopped answering during a job may take to answer again
+    /// before the job counts as an infrastructure failure (the host is unreachable).
+    #[serde(with = "duration_text")]
+    pub reconnect_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -198,6 +202,7 @@ impl Default for SshConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(5),
             keepalive_max: 3,
+            reconnect_grace: Duration::from_secs(60),
         }
     }
 }

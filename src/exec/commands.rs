@@ -86,7 +86,7 @@ impl Annotation {
 
     /// The log lines GitHub writes for it: `##[error]message`, a multi-line message's
     /// further lines as they are.
-    fn log_lines(&self) -> Vec<String> {
+    pub fn log_lines(&self) -> Vec<String> {
         let mut lines = self.message.split('\n').map(|l| l.trim_end_matches('\r'));
         let first = lines.next().unwrap_or_default();
         let mut out = vec![format!("##[{}]{first}", self.level.as_str())];

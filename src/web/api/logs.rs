@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ErrorBody};
-use crate::store::{JobLogs, LogFollower, Store};
+use crate::store::{LogFollower, Store};
 use crate::web::AppState;
 
 /// How often a followed log is looked at for new lines, and its job for its end.
@@ -31,12 +31,6 @@ pub struct LogParams {
     /// Stream the log as server-sent events: the lines so far, then each new line as it
     /// is written, until the job completes.
     pub follow: Option<bool>,
-}
-
-/// The job logs of the server's data folder.
-fn job_logs(state: &AppState) -> JobLogs {
-    let server = &state.farm.config.server;
-    JobLogs::in_data_dir(&server.data_dir, server.job_log_limit)
 }
 
 /// A job's log: one line per line of output, `<UTC time with milliseconds> <text>`,
@@ -66,7 +60,7 @@ async fn show(
     if state.store.job_record(id).await?.is_none() {
         return Err(ApiError::not_found(format!("no job {id}")));
     }
-    let logs = job_logs(&state);
+    let logs = state.farm.logs.clone();
     if params.follow.unwrap_or(false) {
         let events = follow(state.store.clone(), id, logs.follow(id, 0));
         return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
