@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
     #[serde(with = "byte_size_text")]
     pub job_log_limit: u64,
+    /// How often a job that met an infrastructure failure (host unreachable, SSH lost,
+    /// disk full) is retried on another host before it fails.
+    pub infra_retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -106,6 +109,12 @@ pub struct RepoConfig {
     /// Also read `.github/workflows` at the pushed commit through the forge API.
     #[serde(default)]
     pub repo_workflows: bool,
+    /// The `secrets` of this repository's jobs: a TOML file of `NAME = "value"` lines
+    /// (relative to the config). Never given to runs from forks; masked in every log.
+    pub secrets_file: Option<PathBuf>,
+    /// The `vars` context of this repository's jobs.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -156,6 +165,7 @@ impl Default for ServerConfig {
             admin_token_file: "admin-token".into(),
             lease_timeout: Duration::from_secs(600),
             job_log_limit: 64 << 20,
+            infra_retries: 2,
         }
     }
 }
@@ -296,6 +306,9 @@ impl Config {
             }
         }
         for repo in &mut self.repos {
+            if let Some(p) = &mut repo.secrets_file {
+                join(p);
+            }
             for pattern in &mut repo.workflows {
                 if Path::new(pattern).is_relative() {
                     *pattern = base.join(&*pattern).display().to_string();

@@ -8,6 +8,7 @@
 
 mod cron;
 mod deliveries;
+mod execution;
 mod hosts;
 mod jobs;
 mod jobs_read;
@@ -20,6 +21,7 @@ mod writer;
 
 pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert, DISPATCH_ID_PREFIX};
+pub use execution::{JobToRun, NeededJob, StepState};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
 pub use logs::{JobLog, JobLogs, LogError, LogFollower};
