@@ -106,7 +106,7 @@ impl JobLogs {
                 return Ok(text);
             }
             for line in lines {
-                text.push_str(&line);
+                text.push_str(&line.text);
                 text.push('\n');
             }
         }
@@ -231,6 +231,15 @@ impl Drop for JobLog {
     }
 }
 
+/// A line of a log, as a follower reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The line without its line break: `<UTC time> <text>`, or the note of dropped bytes.
+    pub text: String,
+    /// The offset just after it: where a follower resumes to read what follows.
+    pub end: u64,
+}
+
 /// Reads a job's log from an offset on: each call returns the complete lines written
 /// since the last (none when there is nothing new). Where the tail-keeping dropped
 /// lines the follower had not read yet, it returns a line saying how many bytes.
@@ -248,7 +257,7 @@ impl LogFollower {
 
     /// The complete lines written since the last call (at most about 1 MiB of them),
     /// without their line breaks.
-    pub fn next_lines(&mut self) -> Result<Vec<String>, LogError> {
+    pub fn next_lines(&mut self) -> Result<Vec<LogLine>, LogError> {
         // The writer may delete the segment between the listing and the read: list again.
         for _ in 0..3 {
             match self.try_next_lines() {
@@ -259,7 +268,7 @@ impl LogFollower {
         self.try_next_lines()
     }
 
-    fn try_next_lines(&mut self) -> Result<Vec<String>, LogError> {
+    fn try_next_lines(&mut self) -> Result<Vec<LogLine>, LogError> {
         let segments = match segments(&self.dir) {
             Err(err) if err.source.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             result => result?,
@@ -267,7 +276,7 @@ impl LogFollower {
         let mut lines = Vec::new();
         let Some(&oldest) = segments.first() else { return Ok(lines) };
         if self.offset < oldest {
-            lines.push(dropped_note(oldest - self.offset));
+            lines.push(LogLine { text: dropped_note(oldest - self.offset), end: oldest });
             self.offset = oldest;
         }
         // The segment holding the offset: the last one starting at or before it.
@@ -284,9 +293,11 @@ impl LogFollower {
                 // a segment; so nothing complete yet.
                 break;
             };
-            let complete = &bytes[..end];
-            lines.extend(String::from_utf8_lossy(complete).split('\n').map(str::to_owned));
-            self.offset += end as u64 + 1;
+            for line in bytes[..=end].split_inclusive(|&b| b == b'\n') {
+                self.offset += line.len() as u64;
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                lines.push(LogLine { text, end: self.offset });
+            }
             budget -= end as u64 + 1;
             let segment_end = segments.get(i + 1).copied();
             if budget == 0 || segment_end != Some(self.offset) {
@@ -386,9 +397,14 @@ mod tests {
         log.append("second").unwrap();
         log.flush().unwrap();
         let lines = follower.next_lines().unwrap();
-        assert_eq!(lines.iter().map(|l| text_of(l)).collect::<Vec<_>>(), ["first", "second"]);
+        assert_eq!(lines.iter().map(|l| text_of(&l.text)).collect::<Vec<_>>(), ["first", "second"]);
+        assert_eq!(lines[0].end, lines[0].text.len() as u64 + 1);
+        assert_eq!(lines[1].end, log.len());
         assert!(follower.next_lines().unwrap().is_empty());
         assert_eq!(follower.offset(), log.len());
+        // Resuming after a line reads what follows it.
+        let again = logs.follow(3, lines[0].end).next_lines().unwrap();
+        assert_eq!(again, lines[1..]);
         // Half a line (a writer that died mid-write) is not returned until complete.
         let path = segment_path(&dir.path().join("3"), 0);
         OpenOptions::new()
@@ -404,8 +420,8 @@ mod tests {
         log.flush().unwrap();
         let lines = follower.next_lines().unwrap();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].ends_with(" par"), "the partial line was ended: {lines:?}");
-        assert_eq!(text_of(&lines[1]), "third");
+        assert!(lines[0].text.ends_with(" par"), "the partial line was ended: {lines:?}");
+        assert_eq!(text_of(&lines[1].text), "third");
     }
 
     #[test]
@@ -446,7 +462,8 @@ mod tests {
 
         // A follower that kept up saw every line, in order, nothing dropped.
         assert_eq!(followed.len(), 1000);
-        assert!(followed.iter().enumerate().all(|(n, l)| text_of(l) == format!("line {n:04}")));
+        assert!(followed.iter().enumerate().all(|(n, l)| text_of(&l.text) == format!("line {n:04}")));
+        assert!(followed.windows(2).all(|w| w[1].end == w[0].end + 35));
     }
 
     #[test]
@@ -467,8 +484,12 @@ mod tests {
         let stored: u64 =
             fs::read_dir(dir.path().join("2")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
         let oldest = log.len() - stored;
-        assert_eq!(lines[0], format!("[… {} bytes of earlier output dropped …]", oldest - from));
-        assert_eq!(lines.last().map(|l| text_of(l)), Some("later 199"));
+        let note = LogLine {
+            text: format!("[… {} bytes of earlier output dropped …]", oldest - from),
+            end: oldest,
+        };
+        assert_eq!(lines[0], note);
+        assert_eq!(lines.last().map(|l| text_of(&l.text)), Some("later 199"));
         assert_eq!(follower.offset(), log.len());
     }
 

@@ -76,6 +76,22 @@ impl FarmServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server as `systemctl stop` does (SIGTERM); whether it exited within
+    /// `within`. It is killed either way.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
+
     /// Writes a file under the server's folder (the config's folder), e.g. a workflow.
     pub fn write(&self, path: &str, text: &str) {
         let path = self.dir.path().join(path);

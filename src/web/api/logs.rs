@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -14,8 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ErrorBody};
-use crate::store::{JobLogs, LogFollower, Store};
-use crate::web::AppState;
+use crate::store::{JobLogs, LogFollower, LogLine, Store};
+use crate::web::{AppState, Stopping};
 
 /// How often a followed log is looked at for new lines, and its job for its end.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
@@ -45,10 +45,17 @@ fn job_logs(state: &AppState) -> JobLogs {
 ///
 /// With `follow=true`, server-sent events instead: one event per line (`data: <line>`),
 /// the log so far first, then new lines as they are written, and when the job has
-/// completed a last `event: end` whose data is its conclusion.
+/// completed a last `event: end` whose data is its conclusion. Each event's `id` is the
+/// log's offset after it: a client that reconnects with `Last-Event-ID` (as browsers'
+/// `EventSource` does) gets the lines after that one.
 #[utoipa::path(
     get, path = "/jobs/{id}/log", tag = "jobs", operation_id = "job_log",
-    params(("id" = i64, Path, description = "The job's id"), LogParams),
+    params(
+        ("id" = i64, Path, description = "The job's id"),
+        LogParams,
+        ("Last-Event-ID" = Option<u64>, Header,
+         description = "With `follow=true`: the id of the last event received; the stream resumes after it"),
+    ),
     responses(
         (status = 200, description = "The log (`text/plain`), or with `follow=true` its lines as \
                                       server-sent events (`text/event-stream`) ending with `event: end`",
@@ -60,6 +67,7 @@ fn job_logs(state: &AppState) -> JobLogs {
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    headers: HeaderMap,
     params: Result<Query<LogParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::unprocessable(e.body_text()))?;
@@ -68,7 +76,13 @@ async fn show(
     }
     let logs = job_logs(&state);
     if params.follow.unwrap_or(false) {
-        let events = follow(state.store.clone(), id, logs.follow(id, 0));
+        let from = match headers.get("last-event-id") {
+            None => 0,
+            Some(value) => value.to_str().ok().and_then(|v| v.trim().parse().ok()).ok_or_else(|| {
+                ApiError::unprocessable("Last-Event-ID: not an event id of this log (an offset)")
+            })?,
+        };
+        let events = follow(state.store.clone(), state.stopping.clone(), id, logs.follow(id, from));
         return Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response());
     }
     let text = tokio::task::spawn_blocking(move || logs.read_all(id))
@@ -81,31 +95,36 @@ async fn show(
 /// Where a followed log is.
 struct Following {
     store: Store,
+    stopping: Stopping,
     job: i64,
     follower: LogFollower,
     /// Lines read, not yet sent.
-    lines: VecDeque<String>,
+    lines: VecDeque<LogLine>,
     /// The job's conclusion once it completed and its last lines were read.
     end: Option<String>,
     ended: bool,
 }
 
 /// The events of a followed log. Reads run on the blocking pool (files); the stream ends
-/// after the end event, or when the client goes away (axum drops it).
+/// after the end event, when the client goes away (axum drops it), or when the server
+/// stops.
 fn follow(
     store: Store,
+    stopping: Stopping,
     job: i64,
     follower: LogFollower,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
-    let following = Following { store, job, follower, lines: VecDeque::new(), end: None, ended: false };
+    let following =
+        Following { store, stopping, job, follower, lines: VecDeque::new(), end: None, ended: false };
     futures_util::stream::unfold(following, |mut f| async move {
         loop {
             if let Some(line) = f.lines.pop_front() {
-                return Some((Ok(Event::default().data(line)), f));
+                return Some((Ok(Event::default().id(line.end.to_string()).data(line.text)), f));
             }
             if let Some(conclusion) = f.end.take() {
                 f.ended = true;
-                return Some((Ok(Event::default().event("end").data(conclusion)), f));
+                let end = Event::default().event("end").id(f.follower.offset().to_string()).data(conclusion);
+                return Some((Ok(end), f));
             }
             if f.ended {
                 return None;
@@ -146,7 +165,12 @@ fn follow(
                 f.end = completed;
                 continue;
             }
-            tokio::time::sleep(FOLLOW_POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                // Ends without `end`: the client may reconnect (`Last-Event-ID`) once
+                // the server is back.
+                _ = f.stopping.stopped() => return None,
+            }
         }
     })
 }
