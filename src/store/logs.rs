@@ -86,6 +86,7 @@ impl JobLogs {
             segment_start: start,
             segment_len: len,
             buffer: Vec::new(),
+            stamp: (i64::MIN, String::new()),
         };
         // A writer that died mid-line left a partial line: end it, so what follows
         // starts on a line of its own.
@@ -140,17 +141,23 @@ pub struct JobLog {
     /// Bytes in the segment file, not counting the buffer.
     segment_len: u64,
     buffer: Vec<u8>,
+    /// The last stamp written and its millisecond: output comes in bursts, and one
+    /// formatting serves every line of a millisecond.
+    stamp: (i64, String),
 }
 
 impl JobLog {
     /// Appends a line stamped with the current time. The caller has masked it. A text
     /// with line breaks is written as one line per part, all with the same stamp.
     pub fn append(&mut self, line: &str) -> Result<(), LogError> {
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let now = chrono::Utc::now();
+        if now.timestamp_millis() != self.stamp.0 {
+            self.stamp = (now.timestamp_millis(), now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
         let line = line.strip_suffix('\n').unwrap_or(line);
         for part in line.split('\n') {
             let part = part.strip_suffix('\r').unwrap_or(part);
-            self.append_stamped(&stamp, part)?;
+            self.append_stamped(part)?;
         }
         if self.buffer.len() >= WRITE_BUFFER {
             self.flush()?;
@@ -158,25 +165,26 @@ impl JobLog {
         Ok(())
     }
 
-    fn append_stamped(&mut self, stamp: &str, line: &str) -> Result<(), LogError> {
-        let overhead = (stamp.len() + 2) as u64;
-        let line = if overhead + line.len() as u64 > self.segment_limit {
+    fn append_stamped(&mut self, line: &str) -> Result<(), LogError> {
+        let overhead = (self.stamp.1.len() + 2) as u64;
+        let (line, cut) = if overhead + line.len() as u64 > self.segment_limit {
             let mut end = (self.segment_limit.saturating_sub(overhead + CUT_MARK.len() as u64)) as usize;
             while !line.is_char_boundary(end) {
                 end -= 1;
             }
-            format!("{}{CUT_MARK}", &line[..end])
+            (&line[..end], CUT_MARK)
         } else {
-            line.to_owned()
+            (line, "")
         };
-        let size = overhead + line.len() as u64;
+        let size = overhead + (line.len() + cut.len()) as u64;
         let used = self.segment_len + self.buffer.len() as u64;
         if used > 0 && used + size > self.segment_limit {
             self.rotate()?;
         }
-        self.buffer.extend_from_slice(stamp.as_bytes());
+        self.buffer.extend_from_slice(self.stamp.1.as_bytes());
         self.buffer.push(b' ');
         self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.extend_from_slice(cut.as_bytes());
         self.buffer.push(b'\n');
         Ok(())
     }
