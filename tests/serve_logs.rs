@@ -361,19 +361,39 @@ async fn the_log_of_an_unknown_job_is_not_found() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_server_ends_its_followers() {
+async fn a_stopping_server_ends_its_streams_and_the_cli_follows_on_after_its_restart() {
     let mut server = FarmServer::start("");
     let store = server.store().await;
     let job = a_job(&store).await;
     set_job(&store, job, None).await;
     store.close().await;
     let mut log = job_logs(&server, 1 << 20).open(job).unwrap();
-    log.append("still running").unwrap();
+    log.append("before the restart").unwrap();
     log.flush().unwrap();
+    let cli_follower = Follower::start(&server, job);
+    assert_eq!(text_of(&cli_follower.next(1)[0]), "before the restart");
     let mut stream = EventStream::open(&server.url(&format!("/api/v1/jobs/{job}/log?follow=true"))).await;
-    stream.until("still running").await;
-    // The job never ends, and the server still stops at once.
+    stream.until("before the restart").await;
+
+    // The job goes on, and the server still stops at once, ending the streams.
     assert!(server.terminate(Duration::from_secs(10)), "a followed log kept the server from stopping");
     let text = stream.ended().await;
     assert!(!text.contains("event: end"), "the job did not end: {text}");
+    log.append("while the server was away").unwrap();
+    log.flush().unwrap();
+
+    // Back again: the CLI reconnects where it was, misses nothing and repeats nothing.
+    server.restart_at_same_address();
+    log.append("after the restart").unwrap();
+    drop(log);
+    let lines = cli_follower.next(2);
+    assert_eq!(
+        lines.iter().map(|l| text_of(l)).collect::<Vec<_>>(),
+        ["while the server was away", "after the restart"]
+    );
+    let store = server.store().await;
+    set_job(&store, job, Some("cancelled")).await;
+    store.close().await;
+    let (code, stderr) = cli_follower.exit();
+    assert_eq!((code, stderr.as_str()), (0, ""));
 }
