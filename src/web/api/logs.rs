@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ErrorBody};
-use crate::store::{JobLogs, LogFollower, LogLine, Store};
+use crate::store::{JobLogs, JobStatus, LogFollower, LogLine, Store};
 use crate::web::{AppState, Stopping};
 
 /// How often a followed log is looked at for new lines, and its job for its end.
@@ -129,11 +129,17 @@ fn follow(
             if f.ended {
                 return None;
             }
-            // The job's state before its lines: what it wrote before completing is read
-            // after seeing it completed.
-            let completed = match f.store.job_record(f.job).await {
-                Ok(Some(job)) if job.status == "completed" => {
-                    Some(job.conclusion.unwrap_or_else(|| "completed".into()))
+            // The reader panicked: end the stream; the client sees no `end`.
+            let lines = read_lines(&mut f.follower).await?;
+            if !lines.is_empty() {
+                f.lines.extend(lines);
+                continue;
+            }
+            // Nothing new: has the job ended? Its last lines were flushed before it
+            // completed, so one more read after seeing it completed gets them all.
+            let completed = match f.store.job_state(f.job).await {
+                Ok(Some((JobStatus::Completed, conclusion))) => {
+                    Some(conclusion.unwrap_or_else(|| "completed".into()))
                 }
                 Ok(Some(_)) => None,
                 Ok(None) => Some("removed".into()),
@@ -142,27 +148,15 @@ fn follow(
                     None
                 }
             };
-            let follower = f.follower;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut follower = follower;
-                let read = follower.next_lines();
-                (follower, read)
-            })
-            .await;
-            // The reader panicked: end the stream, the client sees it end without `end`.
-            let Ok((follower, read)) = read else { return None };
-            f.follower = follower;
-            match read {
-                Ok(lines) if !lines.is_empty() => {
+            if let Some(conclusion) = completed {
+                loop {
+                    let lines = read_lines(&mut f.follower).await?;
+                    if lines.is_empty() {
+                        break;
+                    }
                     f.lines.extend(lines);
-                    // More may be waiting; look at the end only once all is read.
-                    continue;
                 }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(job = f.job, %err, "following a job log"),
-            }
-            if completed.is_some() {
-                f.end = completed;
+                f.end = Some(conclusion);
                 continue;
             }
             tokio::select! {
@@ -173,4 +167,21 @@ fn follow(
             }
         }
     })
+}
+
+/// The next lines of a followed log, read on the blocking pool; empty after an error
+/// (logged: the next poll tries again); `None` when the reader panicked.
+async fn read_lines(follower: &mut LogFollower) -> Option<Vec<LogLine>> {
+    let mut moved = follower.clone();
+    let (moved, read) = tokio::task::spawn_blocking(move || {
+        let read = moved.next_lines();
+        (moved, read)
+    })
+    .await
+    .ok()?;
+    *follower = moved;
+    Some(read.unwrap_or_else(|err| {
+        tracing::warn!(%err, "following a job log");
+        Vec::new()
+    }))
 }
