@@ -13,7 +13,7 @@
 //! in this process or another, which only ever see complete lines.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes buffered by [`JobLog::append`] before it writes them without waiting for a
@@ -283,35 +283,38 @@ impl LogFollower {
         };
         let mut lines = Vec::new();
         let Some(&oldest) = segments.first() else { return Ok(lines) };
-        if self.offset < oldest {
-            lines.push(LogLine { text: dropped_note(oldest - self.offset), end: oldest });
-            self.offset = oldest;
+        // Moved on only once all is read: a failed read is tried again from the start.
+        let mut offset = self.offset;
+        if offset < oldest {
+            lines.push(LogLine { text: dropped_note(oldest - offset), end: oldest });
+            offset = oldest;
         }
         // The segment holding the offset: the last one starting at or before it.
-        let first = segments.partition_point(|&start| start <= self.offset) - 1;
+        let first = segments.partition_point(|&start| start <= offset) - 1;
         let mut budget = READ_CHUNK;
         for (i, &start) in segments.iter().enumerate().skip(first) {
             let path = segment_path(&self.dir, start);
-            let mut file = File::open(&path).map_err(at(&path))?;
-            file.seek(SeekFrom::Start(self.offset - start)).map_err(at(&path))?;
+            let mut file = BufReader::new(File::open(&path).map_err(at(&path))?);
+            file.seek(SeekFrom::Start(offset - start)).map_err(at(&path))?;
             let mut bytes = Vec::new();
-            file.take(budget).read_to_end(&mut bytes).map_err(at(&path))?;
-            let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
-                // A line longer than the budget cannot be, lines are at most half
-                // a segment; so nothing complete yet.
-                break;
-            };
-            for line in bytes[..=end].split_inclusive(|&b| b == b'\n') {
-                self.offset += line.len() as u64;
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                lines.push(LogLine { text, end: self.offset });
+            (&mut file).take(budget).read_to_end(&mut bytes).map_err(at(&path))?;
+            if bytes.len() as u64 == budget && bytes.last() != Some(&b'\n') {
+                // A line may be longer than one read: finish it.
+                file.read_until(b'\n', &mut bytes).map_err(at(&path))?;
             }
-            budget -= end as u64 + 1;
-            let segment_end = segments.get(i + 1).copied();
-            if budget == 0 || segment_end != Some(self.offset) {
+            // Nothing after the last line break is complete yet.
+            let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else { break };
+            for line in bytes[..=end].split_inclusive(|&b| b == b'\n') {
+                offset += line.len() as u64;
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                lines.push(LogLine { text, end: offset });
+            }
+            budget = budget.saturating_sub(end as u64 + 1);
+            if budget == 0 || segments.get(i + 1) != Some(&offset) {
                 break;
             }
         }
+        self.offset = offset;
         Ok(lines)
     }
 }
@@ -513,6 +516,24 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].len() <= 1024 && lines[0].ends_with(CUT_MARK), "{}", lines[0].len());
         assert_eq!(text_of(lines.last().unwrap()), "after");
+    }
+
+    #[test]
+    fn a_line_longer_than_one_read_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path(), 16 << 20);
+        let mut log = logs.open(6).unwrap();
+        let long = "x".repeat(3 * READ_CHUNK as usize);
+        log.append("short").unwrap();
+        log.append(&long).unwrap();
+        log.append("after").unwrap();
+        drop(log);
+        let mut follower = logs.follow(6, 0);
+        let mut lines = Vec::new();
+        for _ in 0..10 {
+            lines.extend(follower.next_lines().unwrap().into_iter().map(|l| l.text[25..].to_owned()));
+        }
+        assert_eq!(lines, ["short".to_owned(), long, "after".to_owned()]);
     }
 
     #[test]
