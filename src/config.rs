@@ -54,12 +54,12 @@ pub struct ServerConfig {
     /// the host goes to `repairing`.
     #[serde(with = "duration_text")]
     pub lease_timeout: Duration,
-    /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
-    #[serde(with = "byte_size_text")]
-    pub job_log_limit: u64,
     /// How often a job that met an infrastructure failure (host unreachable, SSH lost,
     /// disk full) is retried on another host before it fails.
     pub infra_retries: u32,
+    /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
+    #[serde(with = "byte_size_text")]
+    pub job_log_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -164,8 +164,8 @@ impl Default for ServerConfig {
             database: None,
             admin_token_file: "admin-token".into(),
             lease_timeout: Duration::from_secs(600),
-            job_log_limit: 64 << 20,
             infra_retries: 2,
+            job_log_limit: 64 << 20,
         }
     }
 }
