@@ -11,13 +11,15 @@
 //!   `%3B %0D %0A %5D %25`.
 //! - A name GitHub does not know is no command: the line is logged as it is.
 //! - `::stop-commands::TOKEN` stops all processing until `::TOKEN::`; a token that is
-//!   empty, `pause-logging` or a command name is refused, as GitHub refuses it.
+//!   empty, `pause-logging` or a command name is refused, as GitHub refuses it, unless
+//!   `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` opts in; a token longer than 6 characters
+//!   is masked ([`WorkflowCommand::secret`]).
 //!
 //! Deprecated and disabled commands, as on GitHub today: `set-output` and `save-state`
 //! still work, each with GitHub's deprecation warning (an annotation); `set-env` and
 //! `add-path` fail the step unless the step's env has `ACTIONS_ALLOW_UNSECURE_COMMANDS`
 //! set to `true` ([`CommandParser::set_allow_unsecure_commands`]). Problem matchers
-//! (`add-matcher`, `remove-matcher`) are acknowledged and not applied.
+//! (`add-matcher`, `remove-matcher`) are not applied: a warning says so.
 //!
 //! The parser decides; it does nothing: each command comes back with the lines
 //! GitHub's runner writes to the log for it and the annotations it makes.
@@ -129,6 +131,19 @@ pub enum WorkflowCommand {
     Rejected(String),
 }
 
+impl WorkflowCommand {
+    /// A value to add to the masker before the command's log lines are written:
+    /// `::add-mask::`'s value, and a stop token longer than 6 characters (UTF-16 units,
+    /// as .NET counts), which GitHub masks so a step cannot be made to resume.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            WorkflowCommand::AddMask(value) => Some(value),
+            WorkflowCommand::StopCommands(token) if token.encode_utf16().count() > 6 => Some(token),
+            _ => None,
+        }
+    }
+}
+
 /// A line that was a workflow command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
@@ -162,7 +177,9 @@ fn deprecated_message(command: &str) -> String {
 
 const STOP_TOKEN_REFUSED: &str = "You cannot use a endToken that is an empty string, the string \
      'pause-logging', or another workflow command. For more information see: \
-     https://docs.github.com/actions/learn-github-actions/workflow-commands-for-github-actions#example-stopping-and-starting-workflow-commands";
+     https://docs.github.com/actions/learn-github-actions/workflow-commands-for-github-actions#example-stopping-and-starting-workflow-commands \
+     or opt into insecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` \
+     environment variable to `true`.";
 
 /// The commands GitHub's runner registers (`internal-set-repo-path` is for its own
 /// plugins only).
@@ -210,6 +227,7 @@ pub struct CommandParser {
     echo: bool,
     step_debug: bool,
     allow_unsecure_commands: bool,
+    allow_unsecure_stop_tokens: bool,
 }
 
 impl CommandParser {
@@ -226,6 +244,12 @@ impl CommandParser {
     /// `ACTIONS_ALLOW_UNSECURE_COMMANDS` set to `true` (any case, as .NET parses it).
     pub fn set_allow_unsecure_commands(&mut self, allow: bool) {
         self.allow_unsecure_commands = allow;
+    }
+
+    /// Whether any `::stop-commands::` token is accepted: true when the step's env has
+    /// `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` set to `true` or `1` (any case).
+    pub fn set_allow_unsecure_stop_tokens(&mut self, allow: bool) {
+        self.allow_unsecure_stop_tokens = allow;
     }
 
     /// Whether commands are echoed to the log (`::echo::on`); off by default.
@@ -270,12 +294,14 @@ impl CommandParser {
     /// The registered command with this name: GitHub's, or the stop token while
     /// commands are stopped.
     fn registered(&self, name: &str) -> Option<&'static str> {
-        let is_token = |t: &String| t.eq_ignore_ascii_case(name);
-        COMMANDS
-            .iter()
-            .copied()
-            .find(|c| c.eq_ignore_ascii_case(name))
-            .or_else(|| self.stop_token.as_ref().filter(|t| is_token(t)).map(|_| STOP_TOKEN))
+        // While stopped the token comes first: an opted-in token may be a command's name.
+        // An empty token never resumes, as on GitHub.
+        let is_token = |t: &&String| !t.is_empty() && t.eq_ignore_ascii_case(name);
+        self.stop_token
+            .as_ref()
+            .filter(is_token)
+            .map(|_| STOP_TOKEN)
+            .or_else(|| COMMANDS.iter().copied().find(|c| c.eq_ignore_ascii_case(name)))
     }
 
     fn split_v2(&self, line: &str) -> Option<RawCommand> {
@@ -330,10 +356,10 @@ impl CommandParser {
         match raw.name {
             "stop-commands" => {
                 let token = raw.data;
-                if token.is_empty()
+                let invalid = token.is_empty()
                     || token.eq_ignore_ascii_case("pause-logging")
-                    || self.registered(&token).is_some()
-                {
+                    || self.registered(&token).is_some();
+                if invalid && !self.allow_unsecure_stop_tokens {
                     return refused(raw.name, STOP_TOKEN_REFUSED.to_owned());
                 }
                 self.stop_token = Some(token.clone());
@@ -391,14 +417,17 @@ impl CommandParser {
                 ok(WorkflowCommand::Debug(raw.data), log)
             }
             "set-output" | "save-state" => {
+                // GitHub warns before it looks at the name.
+                let warning = Annotation::new(AnnotationLevel::Warning, deprecated_message(raw.name));
                 let Some(name) = name_of(&raw) else {
-                    return refused(
+                    let mut parsed = refused(
                         raw.name,
                         format!("Required field 'name' is missing in ##[{}] command.", raw.name),
                     );
+                    parsed.log.splice(0..0, warning.log_lines());
+                    parsed.annotations.insert(0, warning);
+                    return parsed;
                 };
-                let warning =
-                    Annotation::new(AnnotationLevel::Warning, deprecated_message(raw.name));
                 let value = raw.data;
                 let command = if raw.name == "set-output" {
                     WorkflowCommand::SetOutput { name, value }
@@ -447,7 +476,7 @@ impl CommandParser {
                     return refused(raw.name, disabled_message(raw.name));
                 }
                 if raw.data.is_empty() {
-                    return refused(raw.name, "Value cannot be null or empty. (Parameter 'path')".to_owned());
+                    return refused(raw.name, "Value cannot be null. (Parameter 'path')".to_owned());
                 }
                 ok(WorkflowCommand::AddPath(raw.data), Vec::new())
             }
@@ -468,8 +497,20 @@ impl CommandParser {
                     ),
                 ),
             },
-            // add-matcher, remove-matcher
-            other => ok(WorkflowCommand::Ignored(other.to_owned()), Vec::new()),
+            // add-matcher, remove-matcher: say so rather than pass without the annotations
+            // a matcher would have made.
+            other => {
+                let warning = Annotation::new(
+                    AnnotationLevel::Warning,
+                    format!("Problem matchers are not supported by metalfarm: '::{other}::' was ignored."),
+                );
+                Parsed {
+                    command: WorkflowCommand::Ignored(other.to_owned()),
+                    log: warning.log_lines(),
+                    annotations: vec![warning],
+                    fails_step: false,
+                }
+            }
         }
     }
 }
@@ -755,7 +796,7 @@ mod tests {
         let p = parse("::set-output::v").unwrap();
         assert_eq!(p.command, WorkflowCommand::Rejected("set-output".into()));
         assert!(p.fails_step);
-        assert_eq!(p.annotations[1].message, "Required field 'name' is missing in ##[set-output] command.");
+        assert_eq!(p.annotations[2].message, "Required field 'name' is missing in ##[set-output] command.");
     }
 
     #[test]
@@ -840,14 +881,50 @@ mod tests {
     }
 
     #[test]
-    fn problem_matchers_are_acknowledged() {
-        assert_eq!(
-            command("::add-matcher::.github/matcher.json"),
-            Some(WorkflowCommand::Ignored("add-matcher".into()))
-        );
+    fn problem_matchers_are_not_applied_and_say_so() {
+        let p = parse("::add-matcher::.github/matcher.json").unwrap();
+        assert_eq!(p.command, WorkflowCommand::Ignored("add-matcher".into()));
+        assert_eq!(p.annotations[0].level, AnnotationLevel::Warning);
+        assert!(!p.fails_step);
         assert_eq!(
             command("::remove-matcher owner=eslint::"),
             Some(WorkflowCommand::Ignored("remove-matcher".into()))
         );
+    }
+
+    #[test]
+    fn secrets_to_mask() {
+        assert_eq!(command("::add-mask::v").unwrap().secret(), Some("v"));
+        let mut parser = CommandParser::new();
+        let p = parser.parse_line("::stop-commands::abcdefg").unwrap();
+        assert_eq!(p.command.secret(), Some("abcdefg"));
+        let mut parser = CommandParser::new();
+        let p = parser.parse_line("::stop-commands::abcdef").unwrap();
+        assert_eq!(p.command.secret(), None, "six characters are not masked");
+        assert_eq!(command("::group::g").unwrap().secret(), None);
+    }
+
+    #[test]
+    fn unsecure_stop_tokens_when_opted_in() {
+        let mut parser = CommandParser::new();
+        parser.set_allow_unsecure_stop_tokens(true);
+        let p = parser.parse_line("::stop-commands::error").unwrap();
+        assert_eq!(p.command, WorkflowCommand::StopCommands("error".into()));
+        assert_eq!(parser.parse_line("::warning::w"), None);
+        let p = parser.parse_line("::Error::").unwrap();
+        assert_eq!(p.command, WorkflowCommand::ResumeCommands("error".into()));
+        // An empty token stops for good.
+        parser.parse_line("::stop-commands::").unwrap();
+        assert_eq!(parser.parse_line("::::"), None);
+        assert_eq!(parser.parse_line("::error::e"), None);
+    }
+
+    #[test]
+    fn set_output_without_a_name_warns_then_fails() {
+        let p = parse("::set-output::v").unwrap();
+        let levels: Vec<_> = p.annotations.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [AnnotationLevel::Warning, AnnotationLevel::Error, AnnotationLevel::Error]);
+        assert!(p.fails_step);
+        assert_eq!(p.log.len(), 3);
     }
 }
