@@ -235,9 +235,11 @@ impl CommandParser {
         Self::default()
     }
 
-    /// Step debug logging (`ACTIONS_STEP_DEBUG`): `::debug::` lines reach the log.
+    /// Step debug logging (`ACTIONS_STEP_DEBUG`): `::debug::` lines reach the log, and
+    /// echo starts on (as GitHub initializes it; `::echo::off` still turns it off).
     pub fn set_step_debug(&mut self, on: bool) {
         self.step_debug = on;
+        self.echo = on;
     }
 
     /// Whether `set-env`/`add-path` work: true when the step's env has
@@ -252,7 +254,8 @@ impl CommandParser {
         self.allow_unsecure_stop_tokens = allow;
     }
 
-    /// Whether commands are echoed to the log (`::echo::on`); off by default.
+    /// Whether commands are echoed to the log (`::echo::on`); off by default, on with
+    /// step debug logging.
     pub fn echo(&self) -> bool {
         self.echo
     }
@@ -779,6 +782,7 @@ mod tests {
         assert_eq!(p.command, WorkflowCommand::Debug("hmm".into()));
         assert!(p.log.is_empty());
         parser.set_step_debug(true);
+        assert!(parser.echo(), "step debug turns echo on");
         assert_eq!(parser.parse_line("::debug::a%0Ab").unwrap().log, ["##[debug]a", "##[debug]b"]);
     }
 

@@ -21,20 +21,35 @@ pub enum EnvFileError {
     EmptyHeredoc { line: usize, text: String },
     #[error("Invalid value. Matching delimiter not found '{delimiter}' (line {line})")]
     NoDelimiter { line: usize, delimiter: String },
+    /// The file ends inside a heredoc on a line without a line break.
+    #[error("Invalid value. EOF marker missing new line. (line {line})")]
+    MissingNewline { line: usize },
     #[error("Invalid format '{text}' (line {line})")]
     Invalid { line: usize, text: String },
 }
 
-/// The lines of `contents` with their 1-based numbers and byte ranges (without the
-/// line break).
-fn lines(contents: &str) -> impl Iterator<Item = (usize, usize, &str)> {
-    let mut offset = 0;
-    contents.split_inclusive('\n').enumerate().map(move |(index, raw)| {
+/// One line of a file.
+struct Line<'a> {
+    /// 1-based.
+    number: usize,
+    /// Where it starts in the file.
+    start: usize,
+    /// Without its line break.
+    text: &'a str,
+    /// It ends with a line break (only the last line may not).
+    broken: bool,
+}
+
+/// The lines of `contents`, after a byte order mark (.NET's `ReadAllText` drops it).
+fn lines(contents: &str) -> impl Iterator<Item = Line<'_>> {
+    let mut offset = if contents.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    contents[offset..].split_inclusive('\n').enumerate().map(move |(index, raw)| {
         let start = offset;
         offset += raw.len();
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        (index + 1, start, line)
+        let text = raw.strip_suffix('\n').unwrap_or(raw);
+        let broken = text.len() != raw.len();
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        Line { number: index + 1, start, text, broken }
     })
 }
 
@@ -43,7 +58,7 @@ fn lines(contents: &str) -> impl Iterator<Item = (usize, usize, &str)> {
 pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFileError> {
     let mut assignments = Vec::new();
     let mut lines = lines(contents);
-    while let Some((number, _, line)) = lines.next() {
+    while let Some(Line { number, text: line, .. }) = lines.next() {
         if line.is_empty() {
             continue;
         }
@@ -65,17 +80,21 @@ pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFil
                 // The value is the text from the next line up to the line break before
                 // the delimiter, line breaks included as written.
                 let mut value: Option<(usize, usize)> = None;
-                let mut closed = false;
-                for (_, start, text) in lines.by_ref() {
-                    if text == delimiter {
-                        closed = true;
+                loop {
+                    let Some(next) = lines.next() else {
+                        return Err(EnvFileError::NoDelimiter {
+                            line: number,
+                            delimiter: delimiter.to_owned(),
+                        });
+                    };
+                    if next.text == delimiter {
                         break;
                     }
-                    let end = start + text.len();
-                    value = Some(value.map_or((start, end), |(first, _)| (first, end)));
-                }
-                if !closed {
-                    return Err(EnvFileError::NoDelimiter { line: number, delimiter: delimiter.to_owned() });
+                    if !next.broken {
+                        return Err(EnvFileError::MissingNewline { line: number });
+                    }
+                    let end = next.start + next.text.len();
+                    value = Some(value.map_or((next.start, end), |(first, _)| (first, end)));
                 }
                 let value = value.map_or("", |(start, end)| &contents[start..end]);
                 assignments.push((name.to_owned(), value.to_owned()));
@@ -87,10 +106,17 @@ pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFil
 }
 
 /// The directories of a `GITHUB_PATH` file, in file order; empty lines skipped. Lines
-/// end at `\n`, `\r\n` or `\r` (.NET's `ReadAllLines`). Each is prepended to `PATH` in
-/// turn: see [`PathPrepends`].
+/// end at `\n`, `\r\n` or `\r` (.NET's `ReadAllLines`, which also drops a byte order
+/// mark). Each is prepended to `PATH` in turn: see [`PathPrepends`].
 pub fn parse_path_lines(contents: &str) -> Vec<String> {
-    contents.split('\n').flat_map(|l| l.split('\r')).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    contents
+        .strip_prefix('\u{feff}')
+        .unwrap_or(contents)
+        .split('\n')
+        .flat_map(|l| l.split('\r'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The directories `GITHUB_PATH` added during a job, in the order they were added.
@@ -214,6 +240,26 @@ mod tests {
         assert_eq!(error.to_string(), "Invalid format 'just text' (line 3)");
         // A line of spaces is not empty.
         assert!(matches!(parse_assignments("  \n"), Err(EnvFileError::Invalid { line: 1, .. })));
+    }
+
+    #[test]
+    fn byte_order_marks_are_dropped() {
+        assert_eq!(pairs("\u{feff}A=1\nM<<E\nx\nE\n"), [pair("A", "1"), pair("M", "x")]);
+        assert_eq!(parse_path_lines("\u{feff}/opt/bin\n"), ["/opt/bin"]);
+    }
+
+    #[test]
+    fn heredoc_ending_the_file_without_a_line_break() {
+        // As GitHub's SetEnvFileCommand_Heredoc_MissingNewLine* tests.
+        assert_eq!(
+            parse_assignments("A<<EOF\nline one\nline two EOF"),
+            Err(EnvFileError::MissingNewline { line: 1 })
+        );
+        assert_eq!(
+            parse_assignments("A<<EOF line one line two EOF"),
+            Err(EnvFileError::NoDelimiter { line: 1, delimiter: "EOF line one line two EOF".into() })
+        );
+        assert_eq!(pairs("A<<EOF\nx\nEOF"), [pair("A", "x")], "the delimiter itself may end the file");
     }
 
     #[test]
