@@ -8,21 +8,23 @@
 use metalfarm::exec::commands::{AnnotationLevel, CommandParser, WorkflowCommand};
 use metalfarm::exec::envfiles::{parse_assignments, EnvFileError};
 
-/// `(title, message)` of the annotation the line makes, or `None` if it is no command.
-fn title_and_message(line: &str) -> Option<(Option<String>, String)> {
+/// `(title, message)` of the annotation a line makes, or `None` if it is no command.
+type Made = Option<(Option<String>, String)>;
+
+fn title_and_message(line: &str) -> Made {
     match CommandParser::new().parse_line(line)?.command {
         WorkflowCommand::Annotation(a) => Some((a.title, a.message)),
         other => panic!("{line:?}: not an annotation: {other:?}"),
     }
 }
 
-fn annotation(title: Option<&str>, message: &str) -> Option<(Option<String>, String)> {
+fn annotation(title: Option<&str>, message: &str) -> Made {
     Some((title.map(str::to_owned), message.to_owned()))
 }
 
 #[test]
 fn action_command_l0_command_parser_test_legacy_form() {
-    let cases: &[(&str, Option<(Option<String>, String)>)] = &[
+    let cases: &[(&str, Made)] = &[
         ("##[error title=v1;]msg", annotation(Some("v1"), "msg")),
         ("##[error]", annotation(None, "")),
         ("##[error title=%3B=%0D=%0A=%5D;]%3B-%0D-%0A-%5D", annotation(Some(";=\r=\n=]"), ";-\r-\n-]")),
@@ -40,7 +42,7 @@ fn action_command_l0_command_parser_test_legacy_form() {
 
 #[test]
 fn action_command_l0_command_parser_v2_test() {
-    let cases: &[(&str, Option<(Option<String>, String)>)] = &[
+    let cases: &[(&str, Made)] = &[
         ("::error title=v1,::msg", annotation(Some("v1"), "msg")),
         ("::error::", annotation(None, "")),
         (
