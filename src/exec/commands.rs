@@ -97,6 +97,52 @@ impl Annotation {
     }
 }
 
+/// The annotations of one step as GitHub's runner keeps them: the first 10 of each
+/// level (later ones are only logged) with messages cut at 4096 characters
+/// (`ExecutionContext._maxCountPerIssueType`, `_maxIssueMessageLength`).
+#[derive(Debug, Clone, Default)]
+pub struct StepAnnotations {
+    kept: Vec<Annotation>,
+    /// Every annotation of each level, kept or not: errors, warnings, notices.
+    counts: [usize; 3],
+}
+
+impl StepAnnotations {
+    pub const PER_LEVEL: usize = 10;
+    pub const MESSAGE_LIMIT: usize = 4096;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes an annotation (already masked); keeps it if its level has room.
+    pub fn add(&mut self, mut annotation: Annotation) {
+        let count = &mut self.counts[annotation.level as usize];
+        *count += 1;
+        if *count > Self::PER_LEVEL {
+            return;
+        }
+        if let Some((cut, _)) = annotation.message.char_indices().nth(Self::MESSAGE_LIMIT) {
+            annotation.message.truncate(cut);
+        }
+        self.kept.push(annotation);
+    }
+
+    /// How many annotations of a level the step made, kept or not.
+    pub fn count(&self, level: AnnotationLevel) -> usize {
+        self.counts[level as usize]
+    }
+
+    /// The kept annotations, in the order they came.
+    pub fn kept(&self) -> &[Annotation] {
+        &self.kept
+    }
+
+    pub fn into_kept(self) -> Vec<Annotation> {
+        self.kept
+    }
+}
+
 /// What a command line asks of the runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowCommand {
@@ -144,11 +190,14 @@ impl WorkflowCommand {
     }
 }
 
-/// A line that was a workflow command.
+/// A line that was a workflow command. In GitHub's order, the runner: adds
+/// [`WorkflowCommand::secret`] to the masker; writes `log` (masked, like every line);
+/// records `annotations` (their messages masked too); acts on `command`; and when
+/// `fails_step`, lets the step run on but ends it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     pub command: WorkflowCommand,
-    /// What goes into the step's log instead of the line (mask it first, like any line).
+    /// What goes into the step's log instead of the line.
     pub log: Vec<String>,
     /// The check-run annotations the line makes.
     pub annotations: Vec<Annotation>,
@@ -882,6 +931,23 @@ mod tests {
             p.annotations[1].message,
             "Invalid echo command value. Possible values can be: 'on', 'off'. Current value is: 'maybe'."
         );
+    }
+
+    #[test]
+    fn a_step_keeps_ten_annotations_of_each_level() {
+        let mut step = StepAnnotations::new();
+        for i in 0..12 {
+            step.add(Annotation::new(AnnotationLevel::Error, format!("e{i}")));
+            step.add(Annotation::new(AnnotationLevel::Warning, format!("w{i}")));
+        }
+        step.add(Annotation::new(AnnotationLevel::Notice, "x".repeat(5000)));
+        assert_eq!(step.count(AnnotationLevel::Error), 12);
+        assert_eq!(step.count(AnnotationLevel::Notice), 1);
+        let kept = step.into_kept();
+        assert_eq!(kept.len(), 21);
+        assert_eq!(kept.iter().filter(|a| a.level == AnnotationLevel::Error).count(), 10);
+        assert_eq!(kept[19].message, "w9");
+        assert_eq!(kept[20].message.len(), StepAnnotations::MESSAGE_LIMIT);
     }
 
     #[test]
