@@ -54,6 +54,12 @@ pub struct ServerConfig {
     /// the host goes to `repairing`.
     #[serde(with = "duration_text")]
     pub lease_timeout: Duration,
+    /// How often a job that met an infrastructure failure (host unreachable, SSH lost,
+    /// disk full) is retried on another host before it fails.
+    pub infra_retries: u32,
+    /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
+    #[serde(with = "byte_size_text")]
+    pub job_log_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,6 +109,12 @@ pub struct RepoConfig {
     /// Also read `.github/workflows` at the pushed commit through the forge API.
     #[serde(default)]
     pub repo_workflows: bool,
+    /// The `secrets` of this repository's jobs: a TOML file of `NAME = "value"` lines
+    /// (relative to the config). Never given to runs from forks; masked in every log.
+    pub secrets_file: Option<PathBuf>,
+    /// The `vars` context of this repository's jobs.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -152,6 +164,8 @@ impl Default for ServerConfig {
             database: None,
             admin_token_file: "admin-token".into(),
             lease_timeout: Duration::from_secs(600),
+            infra_retries: 2,
+            job_log_limit: 64 << 20,
         }
     }
 }
@@ -292,6 +306,9 @@ impl Config {
             }
         }
         for repo in &mut self.repos {
+            if let Some(p) = &mut repo.secrets_file {
+                join(p);
+            }
             for pattern in &mut repo.workflows {
                 if Path::new(pattern).is_relative() {
                     *pattern = base.join(&*pattern).display().to_string();
@@ -312,6 +329,41 @@ mod duration_text {
         humantime::parse_duration(&text).map_err(|e| {
             serde::de::Error::custom(format!("`{text}` is not a duration like 90s, 45m or 2h: {e}"))
         })
+    }
+}
+
+/// Sizes as the config writes them: `512KiB`, `64MiB`, `1GiB`, or a number of bytes.
+mod byte_size_text {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Size::deserialize(d)? {
+            Size::Bytes(bytes) => Ok(bytes),
+            Size::Text(text) => parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!("`{text}` is not a size like 512KiB, 64MiB, 1GiB or 4096"))
+            }),
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(digits);
+        let shift = match unit.trim_start() {
+            "" | "B" => 0,
+            "KiB" => 10,
+            "MiB" => 20,
+            "GiB" => 30,
+            _ => return None,
+        };
+        number.parse::<u64>().ok()?.checked_mul(1 << shift)
     }
 }
 
@@ -363,6 +415,26 @@ labels = ["amd64", "hostprovisioning"]
         assert_eq!(config.repos[0].workflows, ["/etc/metalfarm/workflows/qemu-*.yml"]);
         assert_eq!(config.hosts[0].port, 22);
         assert_eq!(config.database_url(), "postgres://farm@db/farm");
+    }
+
+    #[test]
+    fn sizes_are_bytes_or_binary_units() {
+        assert_eq!(byte_size_text::parse("512KiB"), Some(512 << 10));
+        assert_eq!(byte_size_text::parse("64MiB"), Some(64 << 20));
+        assert_eq!(byte_size_text::parse("1 GiB"), Some(1 << 30));
+        assert_eq!(byte_size_text::parse("4096"), Some(4096));
+        assert_eq!(byte_size_text::parse("64MB"), None);
+        assert_eq!(byte_size_text::parse("MiB"), None);
+        let config =
+            Config::from_toml("[server]\njob_log_limit = \"2MiB\"\n", "f.toml", Path::new(".")).unwrap();
+        assert_eq!(config.server.job_log_limit, 2 << 20);
+        let config = Config::from_toml("[server]\njob_log_limit = 1000\n", "f.toml", Path::new(".")).unwrap();
+        assert_eq!(config.server.job_log_limit, 1000);
+        assert_eq!(Config::embedded(Path::new("/")).server.job_log_limit, 64 << 20);
+        let err = Config::from_toml("[server]\njob_log_limit = \"lots\"\n", "f.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("job_log_limit") && err.contains("not a size"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! listens on loopback by default, and a remote one sits behind a TLS proxy.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub const TOKEN_ENV: &str = "METALFARM_TOKEN";
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a followed event stream may stay silent: the server sends a keep-alive
+/// comment every 15 s.
+const EVENTS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The flags of every command that talks to a server.
 #[derive(Debug, Clone, clap::Args)]
@@ -97,6 +101,11 @@ impl ApiClient {
         Ok(ApiClient { server: server.to_owned(), token, http })
     }
 
+    /// `http://host:port` of the server.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let body = self.request(Method::GET, path, None).await?;
         self.parse(&body)
@@ -118,8 +127,62 @@ impl ApiClient {
         self.request(Method::DELETE, path, None).await.map(drop)
     }
 
+    /// A GET whose answer is text, not JSON (a job's log).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let body = self.request(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A GET answered with server-sent events: `on_event` is called with each event as
+    /// it arrives, until it says to stop or the server ends the stream (`Ok(false)`:
+    /// ended by the server). Waits as long as the server keeps the stream alive.
+    pub async fn follow_events(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(ServerEvent) -> ControlFlow<()>,
+    ) -> Result<bool, ClientError> {
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.start(Method::GET, path, None))
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))??;
+        let mut body = response.into_body();
+        let mut parser = EventParser::default();
+        loop {
+            let frame = tokio::time::timeout(EVENTS_IDLE_TIMEOUT, body.frame()).await.map_err(|_| {
+                self.unreachable(format!(
+                    "the event stream was silent for {} s",
+                    EVENTS_IDLE_TIMEOUT.as_secs()
+                ))
+            })?;
+            let Some(frame) = frame else { return Ok(false) };
+            let frame = frame.map_err(|e| self.unreachable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else { continue };
+            for event in parser.feed(&data) {
+                if on_event(event).is_break() {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
     /// One request to `{PREFIX}{path}`; the body of a 2xx answer, or what went wrong.
     async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
+        let exchange = async {
+            let response = self.start(method, path, body).await?;
+            let body = response.into_body().collect().await.map_err(|e| self.unreachable(e.to_string()))?;
+            Ok::<_, ClientError>(body.to_bytes())
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))?
+    }
+
+    /// Sends a request; a 2xx answer with its body still to read, or what went wrong.
+    async fn start(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let url = format!("{}{PREFIX}{path}", self.server);
         let mut request = Request::builder().method(method.clone()).uri(&url);
         if body.is_some() {
@@ -131,20 +194,13 @@ impl ApiClient {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Usage(format!("{url}: {e}")))?;
-        let unreachable = |reason: String| ClientError::Unreachable { server: self.server.clone(), reason };
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| unreachable(connect_reason(&e)))?;
-            let status = response.status();
-            let body =
-                response.into_body().collect().await.map_err(|e| unreachable(e.to_string()))?.to_bytes();
-            Ok::<_, ClientError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))??;
+        let response = self.http.request(request).await.map_err(|e| self.unreachable(connect_reason(&e)))?;
+        let status = response.status();
         if status.is_success() {
-            return Ok(body);
+            return Ok(response);
         }
+        let body =
+            response.into_body().collect().await.map_err(|e| self.unreachable(e.to_string()))?.to_bytes();
         let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(&body) else {
             return Err(ClientError::Unexpected {
                 server: self.server.clone(),
@@ -164,12 +220,71 @@ impl ApiClient {
         Err(ClientError::Refused { status: status.as_u16(), message })
     }
 
+    fn unreachable(&self, reason: String) -> ClientError {
+        ClientError::Unreachable { server: self.server.clone(), reason }
+    }
+
     fn parse<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, ClientError> {
         serde_json::from_slice(body).map_err(|e| ClientError::Unexpected {
             server: self.server.clone(),
             status: 200,
             detail: e.to_string(),
         })
+    }
+}
+
+/// One server-sent event: its name (`message` unless the server named it) and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub name: String,
+    pub data: String,
+}
+
+/// Server-sent events from a byte stream, as the HTML standard parses them: `event:`
+/// and `data:` fields (several `data:` lines joined by line breaks), comments and
+/// other fields ignored, an event dispatched at a blank line.
+#[derive(Debug, Default)]
+struct EventParser {
+    /// The start of a line not yet complete.
+    partial: Vec<u8>,
+    name: Option<String>,
+    data: Option<String>,
+}
+
+impl EventParser {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<ServerEvent> {
+        self.partial.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        let mut start = 0;
+        while let Some(end) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.partial[start..start + end];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = String::from_utf8_lossy(line).into_owned();
+            start += end + 1;
+            if line.is_empty() {
+                if let Some(data) = self.data.take() {
+                    let name = self.name.take().unwrap_or_else(|| "message".into());
+                    events.push(ServerEvent { name, data });
+                }
+                self.name = None;
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => self.name = Some(value.to_owned()),
+                "data" => match &mut self.data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(value);
+                    }
+                    None => self.data = Some(value.to_owned()),
+                },
+                _ => {}
+            }
+        }
+        self.partial.drain(..start);
+        events
     }
 }
 
@@ -273,6 +388,22 @@ mod tests {
         for bad in ["127.0.0.1:8080", "https://farm", "http://farm/api", "http://"] {
             assert!(matches!(ApiClient::with_token(bad, None), Err(ClientError::Usage(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn server_sent_events_are_parsed_across_chunks() {
+        let mut parser = EventParser::default();
+        assert!(parser.feed(b": keep-alive\n\ndata: one").is_empty());
+        assert_eq!(
+            parser.feed(b"\n\ndata:two\r\ndata:  three\n\nevent: end\ndata: success\n"),
+            [
+                ServerEvent { name: "message".into(), data: "one".into() },
+                ServerEvent { name: "message".into(), data: "two\n three".into() },
+            ]
+        );
+        assert_eq!(parser.feed(b"\n"), [ServerEvent { name: "end".into(), data: "success".into() }]);
+        assert!(parser.feed(b"event: nothing\n\n").is_empty(), "an event without data is not dispatched");
+        assert_eq!(parser.feed(b"data\n\n"), [ServerEvent { name: "message".into(), data: String::new() }]);
     }
 
     #[test]

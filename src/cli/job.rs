@@ -1,6 +1,8 @@
-//! `metalfarm job list|show|cancel`: the jobs of the farm's runs, through the server's
+//! `metalfarm job list|show|logs|cancel`: the jobs of the farm's runs, through the server's
 //! REST API (`--server`, token from `METALFARM_TOKEN`).
 
+use std::io::Write;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -42,6 +44,14 @@ pub enum JobCommand {
         /// The job's id.
         id: i64,
     },
+    /// Print a job's log: `<UTC time> <line>`, secrets masked.
+    Logs {
+        /// The job's id.
+        id: i64,
+        /// Keep printing new lines as the job writes them, until it completes.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Cancel a queued or running job (a running one stops, then concludes cancelled).
     Cancel {
         /// The job's id.
@@ -53,6 +63,7 @@ pub fn run(args: JobArgs) -> ExitCode {
     let verb = match &args.command {
         JobCommand::List { .. } => "job list",
         JobCommand::Show { .. } => "job show",
+        JobCommand::Logs { .. } => "job logs",
         JobCommand::Cancel { .. } => "job cancel",
     };
     run_command(verb, job(args))
@@ -87,6 +98,11 @@ async fn job(args: JobArgs) -> Result<String, ClientError> {
             let job: JobView = client.get(&format!("/jobs/{id}")).await?;
             Ok(if json { json_text(&job) } else { show_text(&job) })
         }
+        JobCommand::Logs { id, follow: false } => client.get_text(&format!("/jobs/{id}/log")).await,
+        JobCommand::Logs { id, follow: true } => {
+            follow_log(&client, id).await?;
+            Ok(String::new())
+        }
         JobCommand::Cancel { id } => {
             let job: JobView =
                 client.send(Method::POST, &format!("/jobs/{id}/cancel"), &serde_json::json!({})).await?;
@@ -104,6 +120,41 @@ async fn job(args: JobArgs) -> Result<String, ClientError> {
             })
         }
     }
+}
+
+/// Prints a job's log as the server streams it, until the job's end.
+async fn follow_log(client: &ApiClient, id: i64) -> Result<(), ClientError> {
+    let mut stdout = std::io::stdout().lock();
+    let mut write_failed = None;
+    let ended = client
+        .follow_events(&format!("/jobs/{id}/log?follow=true"), |event| {
+            if event.name == "end" {
+                return ControlFlow::Break(());
+            }
+            // Flushed per line: a person (or a pipe) watching sees each line as it comes.
+            match writeln!(stdout, "{}", event.data).and_then(|()| stdout.flush()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(err) => {
+                    write_failed = Some(err);
+                    ControlFlow::Break(())
+                }
+            }
+        })
+        .await?;
+    if let Some(err) = write_failed {
+        // A closed pipe (`| head`) is the reader saying it has seen enough.
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            return Ok(());
+        }
+        return Err(ClientError::Usage(format!("cannot write the log: {err}")));
+    }
+    if !ended {
+        return Err(ClientError::Unreachable {
+            server: client.server().to_owned(),
+            reason: format!("the log stream ended before job {id} did"),
+        });
+    }
+    Ok(())
 }
 
 /// A job's status and conclusion in one word or two: `queued`, `completed: failure`.

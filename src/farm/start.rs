@@ -119,6 +119,7 @@ pub async fn start_runs_with(
                 fork: trust.fork,
                 approval: trust.approval,
                 priority: origin.priority,
+                workflow_source: &file.text,
             })
             .await?;
         started.runs += 1;
@@ -262,6 +263,7 @@ async fn record_invalid_file(
             fork: trust.fork,
             approval: Approval::None,
             priority: origin.priority,
+            workflow_source: &file.text,
         })
         .await?;
     tx.finish_run_setup(ids.run_id, &file.path, Some("failure")).await?;

@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0004_scheduling.sql"),
         postgres: include_str!("migrations/postgres/0004_scheduling.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("migrations/sqlite/0005_runner.sql"),
+        postgres: include_str!("migrations/postgres/0005_runner.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -8,9 +8,11 @@
 
 mod cron;
 mod deliveries;
+mod execution;
 mod hosts;
 mod jobs;
 mod jobs_read;
+mod logs;
 mod metrics;
 mod migrate;
 mod outbox;
@@ -19,8 +21,10 @@ mod writer;
 
 pub use cron::{CronKey, FiredTick};
 pub use deliveries::{Delivery, DeliveryInsert, DISPATCH_ID_PREFIX};
+pub use execution::{JobToRun, NeededJob, StepState};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
+pub use logs::{JobLog, JobLogs, LogError, LogFollower};
 pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{

@@ -32,6 +32,8 @@ pub struct NewRun<'a> {
     pub approval: Approval,
     /// Higher runs first (dispatch and re-runs may raise it); 0 normally.
     pub priority: i32,
+    /// The workflow file's text, which the run's jobs run.
+    pub workflow_source: &'a str,
 }
 
 /// Whether a run may reach a host: a fork's run whose author lacks write access waits
@@ -226,8 +228,9 @@ impl Tx {
         };
         let row = sqlx::query(
             "INSERT INTO runs (repo, workflow, workflow_name, run_number, run_attempt, event, delivery_id, \
-             installation_id, head_sha, check_sha, git_ref, run_name, status, fork, approval, priority, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15, $16) RETURNING id",
+             installation_id, head_sha, check_sha, git_ref, run_name, status, fork, approval, priority, created_at, \
+             workflow_source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15, $16, $17) RETURNING id",
         )
         .bind(run.repo)
         .bind(run.workflow)
@@ -245,6 +248,7 @@ impl Tx {
         .bind(run.approval.as_str())
         .bind(i64::from(run.priority))
         .bind(now_ms())
+        .bind(run.workflow_source)
         .fetch_one(self.conn().await?)
         .await?;
         Ok(RunIds { run_id: row.try_get("id")?, run_number, run_attempt })

@@ -21,6 +21,7 @@ mod error;
 pub mod hosts;
 pub mod jobs;
 pub mod labels;
+pub mod logs;
 pub mod runs;
 
 pub use auth::AdminToken;
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(runs::routes())
         .merge(jobs::routes())
         .merge(dispatch::routes())
+        .merge(logs::routes())
         .split_for_parts();
     let document: Arc<str> = openapi.to_pretty_json().expect("the OpenAPI document serialises").into();
     routes
