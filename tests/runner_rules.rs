@@ -1,12 +1,14 @@
 //! The pure rules of the job runner checked against the cases of GitHub's own runner
 //! tests (actions/runner `src/Test/L0/Worker`: `ActionCommandL0`,
-//! `ActionCommandManagerL0`, `SetEnvFileCommandL0`, `SetOutputFileCommandL0`), so a
-//! difference from GitHub's behaviour shows up here by the upstream test's name.
+//! `ActionCommandManagerL0`, `SetEnvFileCommandL0`), so a difference from GitHub's
+//! behaviour shows up here by the upstream test's name; and the step shells' command
+//! lines run through a real `sh`, with the error behaviour GitHub documents.
 //! Upstream tests use a made-up command `do-something` with a property `k1`; here the
 //! same text goes through `::error` and its `title`.
 
 use metalfarm::exec::commands::{AnnotationLevel, CommandParser, WorkflowCommand};
 use metalfarm::exec::envfiles::{parse_assignments, EnvFileError};
+use metalfarm::exec::shell::Shell;
 
 /// `(title, message)` of the annotation a line makes, or `None` if it is no command.
 type Made = Option<(Option<String>, String)>;
@@ -202,4 +204,36 @@ fn set_env_file_command_l0_heredoc_missing_new_line() {
     ])
     .unwrap_err();
     assert!(error.to_string().contains("EOF marker missing new line"), "{error}");
+}
+
+/// Runs `script` with the step shell `shell` through `sh -c`, as SSH runs a command
+/// line on a host; returns the exit code and stdout.
+fn run_step(shell: Option<&str>, script: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let shell = Shell::parse(shell, true).expect("a valid shell");
+    let path = dir.path().join(format!("step script{}", shell.script_extension()));
+    std::fs::write(&path, shell.script_contents(script)).expect("the script is written");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(shell.command_line(path.to_str().expect("a UTF-8 path")))
+        .output()
+        .expect("sh runs");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn step_shells_stop_on_errors_as_on_github() {
+    // No shell: `bash -e {0}`, no pipefail.
+    assert_eq!(run_step(None, "false | true\necho after"), (0, "after\n".into()));
+    assert_eq!(run_step(None, "false\necho after"), (1, String::new()));
+    // `bash`: pipefail too.
+    assert_eq!(run_step(Some("bash"), "false | true\necho after"), (1, String::new()));
+    assert_eq!(run_step(Some("bash"), "echo \"$0\" | grep -c 'step script.sh$'"), (0, "1\n".into()));
+    // `sh`: `-e`.
+    assert_eq!(run_step(Some("sh"), "exit 3\necho after"), (3, String::new()));
+    assert_eq!(run_step(Some("sh"), "false || echo handled"), (0, "handled\n".into()));
+    // A custom shell gets the path where `{0}` is: one argument of its own, or text in
+    // an argument (inside `-c`, quoting the path is the workflow's business).
+    assert_eq!(run_step(Some("bash -c \"cat '{0}'\""), "echo hi"), (0, "echo hi".into()));
+    assert_eq!(run_step(Some("bash {0} one two"), "echo \"$#:$2\""), (0, "2:two\n".into()));
 }
