@@ -412,7 +412,15 @@ impl CommandParser {
                     || token.eq_ignore_ascii_case("pause-logging")
                     || self.registered(&token).is_some();
                 if invalid && !self.allow_unsecure_stop_tokens {
-                    return refused(raw.name, STOP_TOKEN_REFUSED.to_owned());
+                    // GitHub throws this one outside the command's error handling: one
+                    // error, and the step fails.
+                    let error = Annotation::new(AnnotationLevel::Error, STOP_TOKEN_REFUSED);
+                    return Parsed {
+                        command: WorkflowCommand::Rejected(raw.name.to_owned()),
+                        log: error.log_lines(),
+                        annotations: vec![error],
+                        fails_step: true,
+                    };
                 }
                 self.stop_token = Some(token.clone());
                 ok(WorkflowCommand::StopCommands(token), vec![line.to_owned()])
@@ -572,12 +580,13 @@ fn never_echoed(name: &str) -> bool {
     matches!(name, "add-mask" | "debug" | "error" | "warning" | "notice")
 }
 
-/// Whether `::echo::on` shows the command's line before its effect.
+/// Whether `::echo::on` shows the command's line before its effect (also before the
+/// errors of a command that fails).
 fn echoes(command: &WorkflowCommand) -> bool {
     match command {
         WorkflowCommand::Annotation(_) | WorkflowCommand::AddMask(_) | WorkflowCommand::Debug(_) => false,
-        // A refused command shows the line in its error already (or must not show it).
-        WorkflowCommand::Rejected(_) => false,
+        WorkflowCommand::Rejected(name) => !never_echoed(name) && name != "stop-commands",
+        // Logged as they are anyway.
         WorkflowCommand::StopCommands(_) | WorkflowCommand::ResumeCommands(_) => false,
         _ => true,
     }
@@ -904,7 +913,8 @@ mod tests {
             let mut parser = CommandParser::new();
             let p = parser.parse_line(&format!("::stop-commands::{token}")).unwrap();
             assert!(p.fails_step, "{token:?}");
-            assert!(p.annotations[1].message.starts_with("You cannot use a endToken"));
+            assert_eq!(p.annotations.len(), 1);
+            assert!(p.annotations[0].message.starts_with("You cannot use a endToken"));
             assert!(matches!(
                 parser.parse_line("::error::still processed").unwrap().command,
                 WorkflowCommand::Annotation(_)
@@ -925,8 +935,11 @@ mod tests {
         assert_eq!(parser.parse_line("::add-mask::v").unwrap().log, ["::add-mask::***"]);
         assert_eq!(parser.parse_line(" ::echo::OFF ").unwrap().log, [" ::echo::OFF "]);
         assert!(!parser.echo());
+        parser.parse_line("::echo::on").unwrap();
         let p = parser.parse_line("::echo::maybe").unwrap();
         assert!(p.fails_step);
+        assert_eq!(p.log[0], "::echo::maybe", "echoed before its errors");
+        assert_eq!(parser.parse_line("::add-mask:: ").unwrap().log.len(), 1, "never echoed");
         assert_eq!(
             p.annotations[1].message,
             "Invalid echo command value. Possible values can be: 'on', 'off'. Current value is: 'maybe'."
