@@ -1,6 +1,7 @@
 //! The files a step writes to talk to the runner, read as GitHub's runner reads them
-//! (`FileCommandManager`): `GITHUB_ENV` and `GITHUB_OUTPUT` (assignments),
-//! `GITHUB_PATH` (directories), and the size rule of `GITHUB_STEP_SUMMARY`.
+//! (`FileCommandManager`): `GITHUB_ENV` and `GITHUB_OUTPUT` (assignments; the one name
+//! `GITHUB_ENV` refuses), `GITHUB_PATH` (directories), and the size rule of
+//! `GITHUB_STEP_SUMMARY`.
 //!
 //! Assignments are `NAME=value` (the value is the rest of the line, as is) or a heredoc
 //! `NAME<<DELIMITER`, value lines, then a line that is exactly `DELIMITER`; the value
@@ -103,6 +104,13 @@ pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFil
         }
     }
     Ok(assignments)
+}
+
+/// GitHub's error for a `GITHUB_ENV` assignment it refuses: `NODE_OPTIONS`, any case.
+/// The assignment is skipped with this error annotation; the step does not fail.
+pub fn refused_env_name(name: &str) -> Option<&'static str> {
+    name.eq_ignore_ascii_case("NODE_OPTIONS")
+        .then_some("Can't store NODE_OPTIONS output parameter using '$GITHUB_ENV' command.")
 }
 
 /// The directories of a `GITHUB_PATH` file, in file order; empty lines skipped. Lines
@@ -260,6 +268,13 @@ mod tests {
             Err(EnvFileError::NoDelimiter { line: 1, delimiter: "EOF line one line two EOF".into() })
         );
         assert_eq!(pairs("A<<EOF\nx\nEOF"), [pair("A", "x")], "the delimiter itself may end the file");
+    }
+
+    #[test]
+    fn node_options_is_refused_in_github_env() {
+        assert!(refused_env_name("node_Options").is_some());
+        assert_eq!(refused_env_name("NODE_OPTIONS_X"), None);
+        assert_eq!(refused_env_name("PATH"), None);
     }
 
     #[test]
