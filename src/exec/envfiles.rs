@@ -162,12 +162,14 @@ impl PathPrepends {
 /// The most a `GITHUB_STEP_SUMMARY` file may hold (GitHub: 1024k).
 pub const STEP_SUMMARY_LIMIT: u64 = 1024 * 1024;
 
-/// GitHub's error for a step summary over [`STEP_SUMMARY_LIMIT`] (the summary is then
-/// dropped; the step does not fail).
+/// GitHub's error for a step summary over [`STEP_SUMMARY_LIMIT`]: an error annotation;
+/// the summary is dropped; the step does not fail.
 pub fn step_summary_too_large(size: u64) -> Option<String> {
     (size > STEP_SUMMARY_LIMIT).then(|| {
         format!(
-            "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of {}k, got {}k.",
+            "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of {}k, got {}k. \
+             For more information see: \
+             https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-markdown-summary",
             STEP_SUMMARY_LIMIT / 1024,
             size / 1024
         )
@@ -299,7 +301,11 @@ mod tests {
         assert_eq!(step_summary_too_large(STEP_SUMMARY_LIMIT), None);
         assert_eq!(
             step_summary_too_large(1536 * 1024).as_deref(),
-            Some("$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of 1024k, got 1536k.")
+            Some(
+                "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of 1024k, got 1536k. \
+                 For more information see: \
+                 https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-markdown-summary"
+            )
         );
     }
 }
