@@ -15,6 +15,8 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v git >/dev/null || missing+=(git)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v runuser >/dev/null || missing+=(util-linux)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"

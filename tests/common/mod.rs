@@ -6,6 +6,7 @@ pub mod cli;
 pub mod farm;
 pub mod forge;
 pub mod postgres;
+pub mod testhost;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
