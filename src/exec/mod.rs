@@ -3,6 +3,7 @@
 //! - [`hash_files`]: the real `hashFiles()` over a workspace directory.
 //! - [`commands`]: workflow commands (`::error::`, `::add-mask::`, …) in a step's output.
 //! - [`envfiles`]: what a step wrote to `GITHUB_ENV`, `GITHUB_OUTPUT`, `GITHUB_PATH`.
+//! - [`lines`]: a step's output stream cut into lines.
 //! - [`mask`]: secrets replaced by `***` before anything is written or sent.
 //! - [`shell`]: the command line a `run:` step runs with.
 //! - [`keys`]: the farm's SSH key; host keys and fingerprints as OpenSSH prints them.
@@ -19,6 +20,7 @@ pub mod hash_files;
 pub mod host;
 pub mod job;
 pub mod keys;
+pub mod lines;
 pub mod mask;
 pub mod output;
 pub mod shell;
