@@ -420,7 +420,7 @@ impl<'a> JobRun<'a> {
                 conclusion: Conclusion::Failure,
                 steps: std::mem::take(&mut self.reports),
                 outputs: IndexMap::new(),
-                annotations: std::mem::take(&mut self.filter.annotations),
+                annotations: self.filter.take_annotations(),
                 summary: std::mem::take(&mut self.summary),
                 infra: Some(InfraFailure::new(reason)),
                 host_key,
@@ -443,7 +443,7 @@ impl<'a> JobRun<'a> {
             conclusion,
             steps: std::mem::take(&mut self.reports),
             outputs,
-            annotations: std::mem::take(&mut self.filter.annotations),
+            annotations: self.filter.take_annotations(),
             summary: std::mem::take(&mut self.summary),
             infra: None,
             host_key,
@@ -834,7 +834,7 @@ impl<'a> JobRun<'a> {
             })
             .await;
         self.host = Some(host);
-        self.filter.end_step();
+        self.filter.end_output();
         pending.extend(self.filter.take_lines());
         if !pending.is_empty() {
             let _ = events.send(RunnerEvent::Log(pending)).await;

@@ -2,47 +2,9 @@
 //! out (`::add-mask::`, annotations, groups), secrets masked — before anything leaves
 //! this module, so no secret reaches a log, an annotation or the forge.
 
-use super::commands::{Annotation, CommandParser, WorkflowCommand};
+use super::commands::{Annotation, CommandParser, StepAnnotations, WorkflowCommand};
+use super::lines::LineBuffer;
 use super::mask::Masker;
-
-/// Bytes of one stream in, complete lines out (invalid UTF-8 replaced).
-#[derive(Debug, Default)]
-pub struct LineBuffer {
-    pending: Vec<u8>,
-}
-
-impl LineBuffer {
-    /// Appends `bytes`; calls `line` for every line they complete (without `\n`/`\r\n`).
-    pub fn feed(&mut self, bytes: &[u8], mut line: impl FnMut(&str)) {
-        let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (head, tail) = rest.split_at(end);
-            if self.pending.is_empty() {
-                line(&trim_cr(&String::from_utf8_lossy(head)));
-            } else {
-                self.pending.extend_from_slice(head);
-                let text = String::from_utf8_lossy(&self.pending).into_owned();
-                self.pending.clear();
-                line(&trim_cr(&text));
-            }
-            rest = &tail[1..];
-        }
-        self.pending.extend_from_slice(rest);
-    }
-
-    /// The last line when it had no newline.
-    pub fn finish(&mut self, mut line: impl FnMut(&str)) {
-        if !self.pending.is_empty() {
-            let text = String::from_utf8_lossy(&self.pending).into_owned();
-            self.pending.clear();
-            line(&trim_cr(&text));
-        }
-    }
-}
-
-fn trim_cr(line: &str) -> std::borrow::Cow<'_, str> {
-    std::borrow::Cow::Borrowed(line.strip_suffix('\r').unwrap_or(line))
-}
 
 /// What a job's output turns into: masked log lines (GitHub's `##[…]` markers for
 /// groups and annotations, as its raw logs show them), masked annotations, and what
@@ -55,7 +17,10 @@ pub struct OutputFilter {
     stderr: LineBuffer,
     /// Lines ready for the log.
     lines: Vec<String>,
-    pub annotations: Vec<Annotation>,
+    /// The current step's annotations (GitHub keeps 10 of each level per step).
+    step_annotations: StepAnnotations,
+    /// The annotations of the steps that ended.
+    annotations: Vec<Annotation>,
     /// What the current step's commands asked for.
     pub step: StepCommands,
 }
@@ -81,27 +46,34 @@ impl OutputFilter {
     /// (`ACTIONS_ALLOW_UNSECURE_COMMANDS`) and shows `::debug::` (`ACTIONS_STEP_DEBUG`).
     pub fn begin_step(&mut self, allow_unsecure_commands: bool, step_debug: bool) {
         self.step = StepCommands::default();
+        self.annotations.extend(std::mem::take(&mut self.step_annotations).into_kept());
         self.parser.set_allow_unsecure_commands(allow_unsecure_commands);
         self.parser.set_step_debug(step_debug);
     }
 
     pub fn stdout(&mut self, bytes: &[u8]) {
-        let mut buffer = std::mem::take(&mut self.stdout);
-        buffer.feed(bytes, |line| self.line(line));
-        self.stdout = buffer;
+        for line in self.stdout.push(bytes) {
+            self.line(&line);
+        }
     }
 
     pub fn stderr(&mut self, bytes: &[u8]) {
-        let mut buffer = std::mem::take(&mut self.stderr);
-        buffer.feed(bytes, |line| self.line(line));
-        self.stderr = buffer;
+        for line in self.stderr.push(bytes) {
+            self.line(&line);
+        }
     }
 
-    /// The step ended: its last unterminated lines.
-    pub fn end_step(&mut self) {
-        let (mut out, mut err) = (std::mem::take(&mut self.stdout), std::mem::take(&mut self.stderr));
-        out.finish(|line| self.line(line));
-        err.finish(|line| self.line(line));
+    /// The step's process ended: its last unterminated lines.
+    pub fn end_output(&mut self) {
+        for line in [self.stdout.finish(), self.stderr.finish()].into_iter().flatten() {
+            self.line(&line);
+        }
+    }
+
+    /// Every annotation so far; the current step's are closed.
+    pub fn take_annotations(&mut self) -> Vec<Annotation> {
+        self.annotations.extend(std::mem::take(&mut self.step_annotations).into_kept());
+        std::mem::take(&mut self.annotations)
     }
 
     /// One line of a step's output.
@@ -109,9 +81,11 @@ impl OutputFilter {
         let Some(parsed) = self.parser.parse_line(line) else {
             return self.log(line);
         };
+        // Before anything of the line is logged.
+        if let Some(secret) = parsed.command.secret() {
+            self.masker.add(secret);
+        }
         match parsed.command {
-            // Before anything of the line is logged.
-            WorkflowCommand::AddMask(value) => self.masker.add(&value),
             WorkflowCommand::SetOutput { name, value } => self.step.outputs.push((name, value)),
             WorkflowCommand::SetEnv { name, value } => self.step.env.push((name, value)),
             WorkflowCommand::AddPath(dir) => self.step.paths.push(dir),
@@ -144,7 +118,7 @@ impl OutputFilter {
     fn record(&mut self, mut annotation: Annotation) {
         annotation.message = self.masker.mask(&annotation.message).into_owned();
         annotation.title = annotation.title.map(|t| self.masker.mask(&t).into_owned());
-        self.annotations.push(annotation);
+        self.step_annotations.add(annotation);
     }
 
     /// The lines gathered since the last call.
@@ -157,22 +131,6 @@ impl OutputFilter {
 mod tests {
     use super::*;
 
-    fn lines_of(chunks: &[&[u8]]) -> Vec<String> {
-        let mut buffer = LineBuffer::default();
-        let mut out = Vec::new();
-        for chunk in chunks {
-            buffer.feed(chunk, |l| out.push(l.to_owned()));
-        }
-        buffer.finish(|l| out.push(l.to_owned()));
-        out
-    }
-
-    #[test]
-    fn lines_across_chunks_and_crlf() {
-        assert_eq!(lines_of(&[b"a\r\nb", b"c\n", b"\nlast"]), ["a", "bc", "", "last"]);
-        assert_eq!(lines_of(&[b"\xff\n"]), ["\u{fffd}"]);
-    }
-
     #[test]
     fn masks_after_add_mask_and_keeps_commands_out_of_the_log() {
         let mut masker = Masker::default();
@@ -181,15 +139,16 @@ mod tests {
         filter.stdout(b"pw is hunter2\n::add-mask::s3cret\nnow s3cret\n::group::Build\n::endgroup::\n");
         filter.stdout(b"::set-output name=x::1\n");
         filter.stderr(b"::error file=a.c,line=3::bad hunter2\n");
-        filter.end_step();
+        filter.end_output();
         let lines = filter.take_lines();
         assert_eq!(lines[..4], ["pw is ***", "now ***", "##[group]Build", "##[endgroup]"]);
         assert!(lines[4].starts_with("##[warning]The `set-output` command is deprecated"), "{lines:?}");
         assert_eq!(lines[5..], ["##[error]bad ***"]);
         // The deprecation warning of set-output, then the error.
-        assert_eq!(filter.annotations.len(), 2);
-        assert_eq!(filter.annotations[1].file.as_deref(), Some("a.c"));
-        assert_eq!(filter.annotations[1].message, "bad ***");
+        let annotations = filter.take_annotations();
+        assert_eq!(annotations.len(), 2);
+        assert_eq!(annotations[1].file.as_deref(), Some("a.c"));
+        assert_eq!(annotations[1].message, "bad ***");
         assert_eq!(filter.step.outputs, [("x".to_owned(), "1".to_owned())]);
     }
 }
