@@ -43,6 +43,14 @@ pub fn load_or_generate_farm_key(path: &Path) -> Result<PrivateKey, KeyError> {
     }
 }
 
+/// Reads an existing ed25519 private key (OpenSSH format, no passphrase): a user's
+/// `--identity` for `metalfarm run`. Unlike the farm key it is never generated.
+pub fn load_private_key(path: &Path) -> Result<PrivateKey, KeyError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
+    parse_farm_key(path, &text)
+}
+
 fn parse_farm_key(path: &Path, text: &str) -> Result<PrivateKey, KeyError> {
     let key = PrivateKey::from_openssh(text)
         .map_err(|e| KeyError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
@@ -109,6 +117,31 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// The keys an OpenSSH `known_hosts` text lists for `address` on `port`, as OpenSSH
+/// text (`ssh-ed25519 AAAA…`), ed25519 first: entries name the host plainly (`host`
+/// for port 22, `[host]:port` for another port), comma-separated. Hashed entries
+/// (`|1|…`), wildcard and negated patterns, `@cert-authority` and `@revoked` lines are
+/// skipped: the host must be listed by name.
+pub fn known_host_keys(known_hosts: &str, address: &str, port: u16) -> Vec<String> {
+    let wanted = if port == 22 { address.to_owned() } else { format!("[{address}]:{port}") };
+    let mut keys: Vec<String> = known_hosts
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('@'))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (hosts, kind, data) = (fields.next()?, fields.next()?, fields.next()?);
+            hosts
+                .split(',')
+                .any(|pattern| pattern.eq_ignore_ascii_case(&wanted))
+                .then(|| format!("{kind} {data}"))
+        })
+        .collect();
+    // A stable sort: the file's order among keys of one type.
+    keys.sort_by_key(|key| !key.starts_with("ssh-ed25519 "));
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +199,26 @@ mod tests {
         assert_eq!(host_key_text(&key), KNOWN_KEY.rsplit_once(' ').unwrap().0);
         assert_eq!(openssh_public_key(&key), KNOWN_KEY);
         assert!(matches!(parse_public_key("ssh-ed25519 not-base64"), Err(KeyError::PublicKey { .. })));
+    }
+
+    #[test]
+    fn known_hosts_entries_by_name_and_port_ed25519_first() {
+        let text = "\
+# a comment
+|1|hashed= ssh-ed25519 AAAAhashed
+@cert-authority * ssh-ed25519 AAAAca
+10.0.0.1,lab-1 ecdsa-sha2-nistp256 AAAAecdsa
+lab-1 ssh-ed25519 AAAAplain comment
+[10.0.0.1]:2222 ssh-ed25519 AAAAport
+*.lab ssh-ed25519 AAAAwild
+";
+        assert_eq!(known_host_keys(text, "10.0.0.1", 22), ["ecdsa-sha2-nistp256 AAAAecdsa"]);
+        assert_eq!(
+            known_host_keys(text, "LAB-1", 22),
+            ["ssh-ed25519 AAAAplain", "ecdsa-sha2-nistp256 AAAAecdsa"]
+        );
+        assert_eq!(known_host_keys(text, "10.0.0.1", 2222), ["ssh-ed25519 AAAAport"]);
+        assert!(known_host_keys(text, "lab-1", 2222).is_empty());
+        assert!(known_host_keys(text, "x.lab", 22).is_empty());
     }
 }

@@ -277,7 +277,7 @@ pub fn artifacts_dir(farm: &Farm, run_id: i64) -> PathBuf {
 
 /// `needs.<id>`: each needed job's result and outputs; a matrix's jobs together (any
 /// failure fails it, GitHub's rule), their outputs merged in order.
-fn needs_context(needed: &[NeededJob]) -> Value {
+pub fn needs_context(needed: &[NeededJob]) -> Value {
     let mut by_key: IndexMap<String, (Vec<String>, IndexMap<String, Value>)> = IndexMap::new();
     for job in needed {
         let entry = by_key.entry(job.job_key.clone()).or_default();

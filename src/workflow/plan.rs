@@ -244,7 +244,7 @@ fn default_run_name(event: &Event, workflow_name: &str) -> String {
 }
 
 /// The `inputs` context: a dispatch's inputs typed as the workflow declares them.
-fn workflow_inputs(workflow: &Workflow, event: &Event) -> Value {
+pub fn workflow_inputs(workflow: &Workflow, event: &Event) -> Value {
     if event.name != "workflow_dispatch" {
         return Value::Object(IndexMap::new());
     }

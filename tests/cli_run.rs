@@ -1,0 +1,270 @@
+//! `metalfarm run WORKFLOW --host ADDR` as a user runs it: the built binary against real
+//! OpenSSH test hosts, no server — jobs in `needs` order with outputs, the live log and
+//! the table of steps, exit codes, host keys pinned from known_hosts or trusted on
+//! first use, masked secrets, `--job`, and a workflow that does not load.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use metalfarm::exec::keys::{fingerprint, parse_public_key};
+
+use common::testhost::{TestHost, TestHosts};
+
+/// A folder for the test's files (workflow, known_hosts), outside /tmp like the hosts'.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cli-run-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("scratch folder")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write a test file");
+    path
+}
+
+/// A `known_hosts` line for the host, as `ssh` writes it for a port other than 22.
+fn known_hosts_line(host: &TestHost, key: &str) -> String {
+    format!("[{}]:{} {key}\n", host.address(), host.port())
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// `metalfarm run WORKFLOW --host … --port … --identity <farm key> ARGS…`, in `dir`.
+fn run(hosts: &TestHosts, dir: &Path, workflow: &Path, args: &[&str]) -> Ran {
+    let host = hosts.host(0);
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .arg("run")
+        .arg(workflow)
+        .args(["--host", &host.address(), "--port", &host.port().to_string()])
+        .arg("--identity")
+        .arg(hosts.farm_key_path())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run metalfarm");
+    Ran {
+        code: out.status.code().expect("metalfarm exited"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// The table at the end of stdout, times masked.
+fn table(stdout: &str) -> String {
+    let start = stdout.rfind("\nJOB ").expect("the table of jobs and steps") + 1;
+    let time = regex::Regex::new(r"\d+\.\ds$").unwrap();
+    stdout[start..].lines().map(|line| time.replace(line, "#.#s").into_owned() + "\n").collect()
+}
+
+const TWO_JOBS: &str = r#"
+name: two jobs
+on: push
+jobs:
+  build:
+    runs-on: self-hosted
+    outputs:
+      version: ${{ steps.v.outputs.version }}
+    steps:
+      - id: v
+        name: pick a version
+        run: echo "version=1.2.3" >> "$GITHUB_OUTPUT"
+      - name: report
+        run: echo "built on $(hostname)"
+  test:
+    needs: build
+    runs-on: self-hosted
+    steps:
+      - name: use the version
+        run: echo "testing version ${{ needs.build.outputs.version }} (${{ needs.build.result }})"
+"#;
+
+#[test]
+fn two_jobs_in_needs_order_with_outputs_then_a_table() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(dir.path(), "ci.yml", TWO_JOBS);
+    let ran = run(&hosts, dir.path(), &workflow, &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("[build] built on host-1\n"), "{ran:?}");
+    assert!(ran.stdout.contains("[test] testing version 1.2.3 (success)\n"), "{ran:?}");
+    let built = ran.stdout.find("[build] built on").unwrap();
+    let tested = ran.stdout.find("[test] testing version").unwrap();
+    assert!(built < tested, "build runs before the job that needs it: {ran:?}");
+    // Trust on first use: the host's fingerprint on stderr.
+    let host_fingerprint = fingerprint(&parse_public_key(&hosts.host(0).host_key()).unwrap());
+    assert!(ran.stderr.contains(&host_fingerprint), "{ran:?}");
+    insta::assert_snapshot!(table(&ran.stdout), @r"
+    JOB    STEP                RESULT   TIME
+    build                      success  #.#s
+           1. pick a version   success  #.#s
+           2. report           success  #.#s
+    test                       success  #.#s
+           1. use the version  success  #.#s
+    ");
+}
+
+#[test]
+fn a_failing_job_exits_1_and_skips_the_jobs_that_need_it() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "fail.yml",
+        r#"
+on: push
+jobs:
+  build:
+    runs-on: self-hosted
+    steps:
+      - run: echo "about to fail"; exit 3
+      - name: cleanup
+        if: always()
+        run: echo "cleaning up"
+  test:
+    needs: build
+    runs-on: self-hosted
+    steps:
+      - run: echo "never printed"
+  report:
+    needs: build
+    if: failure()
+    runs-on: self-hosted
+    steps:
+      - run: echo "build failed, reporting"
+"#,
+    );
+    let ran = run(&hosts, dir.path(), &workflow, &[]);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(ran.stdout.contains("[build] about to fail\n"), "{ran:?}");
+    assert!(ran.stdout.contains("[build] cleaning up\n"), "{ran:?}");
+    assert!(!ran.stdout.contains("never printed"), "{ran:?}");
+    assert!(ran.stdout.contains("[report] build failed, reporting\n"), "{ran:?}");
+    let table = table(&ran.stdout);
+    assert!(table.lines().any(|l| l.starts_with("build ") && l.contains("failure")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("test ") && l.contains("skipped")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("report ") && l.contains("success")), "{table}");
+}
+
+#[test]
+fn known_hosts_pins_the_key_and_a_wrong_key_is_refused_with_both_fingerprints() {
+    let hosts = TestHosts::start(1);
+    let host = hosts.host(0);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "one.yml",
+        "on: push\njobs:\n  one:\n    runs-on: self-hosted\n    steps:\n      - run: echo pinned ok\n",
+    );
+    let right = write(dir.path(), "known_hosts", &known_hosts_line(host, &host.host_key()));
+    let ran = run(&hosts, dir.path(), &workflow, &["--known-hosts", right.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("pinned ok\n"), "{ran:?}");
+    assert!(!ran.stderr.contains("first use"), "a pinned key is not trusted on first use: {ran:?}");
+
+    let other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFSR04boqN99vyFHrRF7Zp25IR/gyR0ncjyWYg9zCTVj";
+    let wrong = write(dir.path(), "wrong_known_hosts", &known_hosts_line(host, other));
+    let ran = run(&hosts, dir.path(), &workflow, &["--known-hosts", wrong.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(!ran.stdout.contains("pinned ok"), "{ran:?}");
+    let offered = fingerprint(&parse_public_key(&host.host_key()).unwrap());
+    assert!(ran.stderr.contains("SHA256:0eBB/AMp8oxY/gSHLxhy2bNUnmGd9GjWtdWm/bc6YO8"), "{ran:?}");
+    assert!(ran.stderr.contains(&offered), "{ran:?}");
+
+    let unlisted = write(dir.path(), "unlisted", &format!("elsewhere {other}\n"));
+    let ran = run(&hosts, dir.path(), &workflow, &["--known-hosts", unlisted.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("lists no key for"), "{ran:?}");
+}
+
+#[test]
+fn secrets_are_masked_and_job_selects_one_job() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "secret.yml",
+        r#"
+on:
+  workflow_dispatch:
+    inputs:
+      greeting: {type: string, default: hi}
+jobs:
+  first:
+    runs-on: self-hosted
+    steps:
+      - run: echo "first ran"
+  second:
+    needs: first
+    runs-on: self-hosted
+    steps:
+      - run: |
+          echo "the token is ${{ secrets.TOKEN }}"
+          echo "from env: $TOKEN, input ${{ inputs.greeting }}"
+        env:
+          TOKEN: ${{ secrets.TOKEN }}
+"#,
+    );
+    let ran = run(
+        &hosts,
+        dir.path(),
+        &workflow,
+        &["--job", "second", "--secret", "TOKEN=hunter2-s3cret", "--input", "greeting=hello"],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(!ran.stdout.contains("hunter2-s3cret"), "{ran:?}");
+    assert!(ran.stdout.contains("the token is ***\n"), "{ran:?}");
+    assert!(ran.stdout.contains("from env: ***, input hello\n"), "{ran:?}");
+    // One job: no prefix, and `first` did not run.
+    assert!(!ran.stdout.contains("first ran"), "{ran:?}");
+    assert!(!ran.stdout.contains("[second]"), "{ran:?}");
+
+    let ran = run(&hosts, dir.path(), &workflow, &["--job", "third"]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("has no job `third` (its jobs: first, second)"), "{ran:?}");
+}
+
+#[test]
+fn a_workflow_that_does_not_load_exits_2_with_path_line_col() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "bad.yml",
+        "on: push\njobs:\n  one:\n    runs-on: self-hosted\n    steps:\n      - run: echo hi\n        shel: bash\n",
+    );
+    let ran = run(&hosts, dir.path(), &workflow, &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    let path = workflow.display().to_string();
+    assert!(ran.stderr.starts_with(&format!("{path}:7:9: ")), "{ran:?}");
+    assert!(ran.stdout.is_empty(), "{ran:?}");
+}
+
+#[test]
+fn an_unreachable_host_exits_2() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "one.yml",
+        "on: push\njobs:\n  one:\n    runs-on: self-hosted\n    steps:\n      - run: echo hi\n",
+    );
+    hosts.host(0).kill();
+    let ran = run(&hosts, dir.path(), &workflow, &[]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("infrastructure failure"), "{ran:?}");
+    assert!(ran.stderr.contains(&hosts.host(0).address()), "{ran:?}");
+}
