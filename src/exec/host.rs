@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -157,16 +158,17 @@ impl HostSession {
         self.probe().await
     }
 
-    /// Runs `command` with its output going to `output`, until it ends, `deadline`
-    /// passes or `cancel` fires — then its whole process group is killed. The command
-    /// must start with `echo $$ > PIDFILE; exec …` (see [`process_command`]).
+    /// Runs `command` with its output going to `output` (read no faster than it is
+    /// taken from there), until it ends, `deadline` passes or `cancel` fires — then its
+    /// whole process group is killed. The command must start with
+    /// `echo $$ > PIDFILE; exec …` (see [`process_command`]).
     pub async fn run_process(
         &self,
         command: &str,
         pid_file: &str,
         deadline: Option<Instant>,
         cancel: &CancellationToken,
-        mut output: impl FnMut(&ExecEvent),
+        output: mpsc::Sender<ExecEvent>,
     ) -> Result<ProcessEnd, SshError> {
         let mut execution = self.session.exec(command).await?;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -181,7 +183,8 @@ impl HostSession {
                     if let ExecEvent::Exit(status) = &event {
                         return Ok(stop.unwrap_or_else(|| ProcessEnd::Exited(status.clone())));
                     }
-                    output(&event);
+                    // The reader went away: nobody wants the rest.
+                    let _ = output.send(event).await;
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_none() => {
                     stop = Some(ProcessEnd::TimedOut);

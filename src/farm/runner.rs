@@ -16,7 +16,8 @@ use tracing::Instrument;
 use super::Farm;
 use crate::exec::host::{HostTarget, InfraFailure};
 use crate::exec::job::{run_job, CheckoutSource, Conclusion, JobDefinition, JobOutcome, RunnerEvent};
-use crate::exec::ssh::{HostKeyPolicy, SshOptions};
+use crate::exec::keys::{fingerprint, parse_public_key};
+use crate::exec::ssh::{HostKeyPolicy, Session, SshOptions};
 use crate::store::{JobToRun, NeededJob, StepState, StoreError};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
@@ -87,6 +88,44 @@ pub fn spawn(farm: Arc<Farm>, job: i64, host: String, finished: mpsc::UnboundedS
         }
         .instrument(span),
     );
+}
+
+/// Learns and pins the SSH key of a host that has none pinned yet (a host just added),
+/// in the background; a host that does not answer now gets its key pinned at its
+/// first job instead.
+pub fn learn_host_key(farm: Arc<Farm>, name: String) {
+    let span = tracing::info_span!("learn host key", host = %name);
+    tokio::spawn(
+        async move {
+            match learn(&farm, &name).await {
+                Ok(Some(fingerprint)) => tracing::info!(%fingerprint, "pinned the host's SSH key"),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(%err, "cannot learn the host's SSH key now; it is pinned at its first job")
+                }
+            }
+        }
+        .instrument(span),
+    );
+}
+
+async fn learn(farm: &Farm, name: &str) -> Result<Option<String>, RunError> {
+    if farm.store.host_key(name).await?.is_some() {
+        return Ok(None);
+    }
+    let host = farm.inventory.get(name).await.map_err(|e| RunError::Host(e.to_string()))?;
+    let key = farm.ssh_key().await.map_err(|e| RunError::Host(e.to_string()))?;
+    let options = SshOptions::from_config(&farm.config.ssh, key);
+    let session = Session::connect(&host.address, host.port, &options, HostKeyPolicy::TrustOnFirstUse)
+        .await
+        .map_err(|e| RunError::Host(e.to_string()))?;
+    let offered = session.host_key().to_owned();
+    session.close().await;
+    if !farm.store.pin_first_host_key(name, &offered).await? {
+        return Ok(None);
+    }
+    let fingerprint = parse_public_key(&offered).map(|k| fingerprint(&k)).unwrap_or_default();
+    Ok(Some(fingerprint))
 }
 
 #[derive(Debug, thiserror::Error)]
