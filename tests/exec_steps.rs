@@ -501,3 +501,23 @@ async fn output_reaches_the_observer_while_the_step_still_runs() {
     assert_eq!(outcome.conclusion, Conclusion::Success, "{log:?}");
     assert!(log.iter().any(|l| l == "second"), "{log:?}");
 }
+
+#[tokio::test]
+async fn a_job_timeout_fails_the_job_and_skips_what_is_left() {
+    let hosts = TestHosts::start(1);
+    let ran = run(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    timeout-minutes: 0.05\n    steps:\n      \
+         - run: sleep 600\n      - run: echo never\n",
+        &hosts,
+    )
+    .await;
+    let log = ran.log_text();
+    assert_eq!(ran.outcome.conclusion, Conclusion::Failure, "log:\n{log}");
+    assert_eq!(ran.output(2), Conclusion::Skipped);
+    assert!(
+        ran.outcome.annotations.iter().any(|a| a.message.contains("maximum execution time of 0.05 minutes")),
+        "{:?}",
+        ran.outcome.annotations
+    );
+    assert!(!hosts.host(0).run("pgrep -x sleep").status.success(), "the step's sleep was killed");
+}
