@@ -75,8 +75,9 @@ pub enum ProcessEnd {
 impl HostSession {
     /// Connects and asks the host what it is; a full disk is refused here.
     pub async fn open(target: &HostTarget) -> Result<HostSession, InfraFailure> {
-        let session =
-            Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone()).await?;
+        let session = Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone())
+            .await
+            .map_err(|e| InfraFailure::new(format!("host {}: {e}", target.name)))?;
         let host_key = session.host_key().to_owned();
         let mut host = HostSession {
             target: target.clone(),

@@ -178,7 +178,13 @@ async fn run(
     let host = farm.inventory.get(host_name).await.map_err(|e| RunError::Host(e.to_string()))?;
     let pinned = farm.store.host_key(host_name).await?;
     let needed = farm.store.needed_jobs(job.run_id, &job.needs).await?;
-    let definition = definition(farm, &job, &needed)?;
+    let mut definition = definition(farm, &job, &needed)?;
+    if let Some(token) = clone_token(farm, &job, &definition).await {
+        definition.masked.push(token.clone());
+        if let Some(checkout) = &mut definition.checkout {
+            checkout.token = Some(token);
+        }
+    }
     let key = farm.ssh_key().await.map_err(|e| RunError::Host(e.to_string()))?;
     let target = HostTarget {
         name: host.name.clone(),
@@ -307,6 +313,26 @@ fn definition(farm: &Farm, job: &JobToRun, needed: &[NeededJob]) -> Result<JobDe
     checkout.git_ref = job.git_ref.clone();
     definition.artifacts_dir = Some(artifacts_dir(farm, job.run_id));
     Ok(definition)
+}
+
+/// The installation's token when the repository is private and the farm is a GitHub
+/// App there: `actions/checkout` clones with it. A fork's run gets none.
+async fn clone_token(farm: &Farm, job: &JobToRun, definition: &JobDefinition) -> Option<String> {
+    let private = serde_json::from_str::<serde_json::Value>(&definition.event_payload)
+        .ok()?
+        .pointer("/repository/private")?
+        .as_bool()?;
+    let (app, installation) = (farm.forge.as_ref()?, job.installation_id?);
+    if !private || job.fork {
+        return None;
+    }
+    match app.installation_token(installation).await {
+        Ok(token) => Some(token),
+        Err(err) => {
+            tracing::warn!(%err, "no token to clone the private repository with");
+            None
+        }
+    }
 }
 
 /// Where a run's artifacts are kept: `<data_dir>/artifacts/<run id>/<name>/…`.
