@@ -373,6 +373,8 @@ async fn a_host_that_dies_mid_command_is_lost() {
     assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert!(session.is_closed());
     assert!(matches!(session.output("true").await, Err(SshError::Lost { .. })));
+    let err = session.read_file("/etc/hostname").await.unwrap_err();
+    assert!(matches!(err, SshError::Lost { .. }), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

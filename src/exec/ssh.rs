@@ -180,6 +180,9 @@ pub struct Session {
     handle: client::Handle<Client>,
     /// Opened on first use, then shared by every file operation.
     sftp: OnceCell<SftpSession>,
+    /// How long an SFTP request may wait for its answer: past the keepalives'
+    /// verdict, so a silent host is reported as lost, not as a slow request.
+    sftp_timeout: Duration,
 }
 
 impl Session {
@@ -245,7 +248,8 @@ impl Session {
         let host_key =
             offered.lock().unwrap().as_ref().map(keys::host_key_text).expect("the handshake saw a host key");
         tracing::debug!(address = %target, "ssh session open");
-        Ok(Session { address: target, host_key, handle, sftp: OnceCell::new() })
+        let sftp_timeout = options.keepalive_interval * (options.keepalive_max as u32 + 2);
+        Ok(Session { address: target, host_key, handle, sftp: OnceCell::new(), sftp_timeout })
     }
 
     /// Connects to a host that is rebooting: retries until it answers with a boot id
@@ -455,9 +459,15 @@ impl Session {
             .get_or_try_init(|| async {
                 let channel = self.handle.channel_open_session().await.map_err(|e| self.channel_error(e))?;
                 channel.request_subsystem(true, "sftp").await.map_err(|e| self.channel_error(e))?;
-                SftpSession::new(channel.into_stream()).await.map_err(|e| SshError::Protocol {
-                    address: self.address.clone(),
-                    message: format!("SFTP did not start: {e}"),
+                let config = russh_sftp::client::Config {
+                    request_timeout_secs: self.sftp_timeout.as_secs().max(1),
+                    ..Default::default()
+                };
+                SftpSession::new_with_config(channel.into_stream(), config).await.map_err(|e| {
+                    SshError::Protocol {
+                        address: self.address.clone(),
+                        message: format!("SFTP did not start: {e}"),
+                    }
                 })
             })
             .await
@@ -482,6 +492,7 @@ impl Session {
             }
             Error::Status(status) => SshError::Sftp { address, path, message: status.error_message },
             e if self.handle.is_closed() => SshError::Lost { address, message: format!("{path}: {e}") },
+            Error::Timeout => SshError::Timeout { address, after: self.sftp_timeout },
             e => SshError::Sftp { address, path, message: e.to_string() },
         }
     }
