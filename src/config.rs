@@ -104,6 +104,10 @@ pub struct SshConfig {
     #[serde(with = "duration_text")]
     pub keepalive_interval: Duration,
     pub keepalive_max: usize,
+    /// How long a host that stopped answering during a job may take to answer again
+    /// before the job counts as an infrastructure failure (the host is unreachable).
+    #[serde(with = "duration_text")]
+    pub reconnect_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -198,6 +202,7 @@ impl Default for SshConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(5),
             keepalive_max: 3,
+            reconnect_grace: Duration::from_secs(60),
         }
     }
 }
@@ -259,6 +264,12 @@ impl Config {
                     "key `server.database`: `{db}` is neither a sqlite:// nor a postgres:// URL"
                 ));
             }
+        }
+        if self.server.job_log_limit < 1024 {
+            return Err(format!(
+                "key `server.job_log_limit`: {} bytes is too small to keep a log's tail; give at least 1KiB",
+                self.server.job_log_limit
+            ));
         }
         for (key, url) in
             [("server.public_url", &self.server.public_url), ("forge.api_url", &self.forge.api_url)]
@@ -442,13 +453,18 @@ labels = ["amd64", "hostprovisioning"]
         let config =
             Config::from_toml("[server]\njob_log_limit = \"2MiB\"\n", "f.toml", Path::new(".")).unwrap();
         assert_eq!(config.server.job_log_limit, 2 << 20);
-        let config = Config::from_toml("[server]\njob_log_limit = 1000\n", "f.toml", Path::new(".")).unwrap();
-        assert_eq!(config.server.job_log_limit, 1000);
+        let config =
+            Config::from_toml("[server]\njob_log_limit = 100000\n", "f.toml", Path::new(".")).unwrap();
+        assert_eq!(config.server.job_log_limit, 100_000);
         assert_eq!(Config::embedded(Path::new("/")).server.job_log_limit, 64 << 20);
         let err = Config::from_toml("[server]\njob_log_limit = \"lots\"\n", "f.toml", Path::new("."))
             .unwrap_err()
             .to_string();
         assert!(err.contains("job_log_limit") && err.contains("not a size"), "{err}");
+        let err = Config::from_toml("[server]\njob_log_limit = 100\n", "f.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.job_log_limit") && err.contains("at least 1KiB"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::process::Stdio;
 
 use common::cli::{admin_token, cli, cli_command, ok};
 use common::farm::{deliver, example_payload, farm_and_forge, get, post, FarmServer};
+use common::lab::lab_toml;
+use common::testhost::TestHosts;
 use serde_json::{json, Value};
 
 const REPO: &str = "Codertocat/Hello-World";
@@ -450,11 +452,16 @@ async fn the_api_reads_work_on_sqlite_and_postgres() {
     reads_on(&postgres).await;
 }
 
-/// A leased job is listed by its host, and cancelling it frees the host.
+/// A leased job is listed by its host, and cancelling it stops it and frees the host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_running_job_frees_its_host() {
-    let config = format!("{REPO_TOML}\n[[host]]\nname = \"foo-amd\"\nlabels = [\"amd64\"]\n");
+    let hosts = TestHosts::start(1);
+    let config = format!("{REPO_TOML}\n{}", lab_toml(&hosts, &[("foo-amd", &["amd64"])]));
     let (server, forge) = farm_and_forge(&config).await;
+    server.write(
+        "workflows/ci.yml",
+        "name: CI\non: push\njobs:\n  build:\n    runs-on: [self-hosted, amd64]\n    steps:\n      - run: sleep 600\n",
+    );
     let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
     assert_eq!(deliver(&server, "push", "push-1", push.to_string().as_bytes()).await.status, 200);
     let token = admin_token(&server);
@@ -470,13 +477,25 @@ async fn cancelling_a_running_job_frees_its_host() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["host"], "foo-amd");
 
-    assert_eq!(ok(&server, &token, &["job", "cancel", "1"]), "cancelled job 1 (build)\n");
-    let host: Value = serde_json::from_str(&get(&server.url("/api/v1/hosts/foo-amd")).await.body).unwrap();
-    assert_eq!((host["state"].as_str(), host["job_id"].as_i64()), (Some("ready"), None), "{host:#}");
+    assert_eq!(
+        ok(&server, &token, &["job", "cancel", "1"]),
+        "cancelling job 1 (build) on foo-amd: it concludes cancelled once stopped\n"
+    );
     forge
         .wait_for("build cancelled on the forge", |runs| {
             runs.iter().any(|c| c.name == "CI / build" && c.conclusion.as_deref() == Some("cancelled"))
         })
         .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let host: Value =
+            serde_json::from_str(&get(&server.url("/api/v1/hosts/foo-amd")).await.body).unwrap();
+        if (host["state"].as_str(), host["job_id"].as_i64()) == (Some("ready"), None) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the host is not freed: {host:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!hosts.host(0).run("pgrep -x sleep").status.success(), "the job's sleep was killed");
     assert!(forge.violations().is_empty(), "{:?}", forge.violations());
 }

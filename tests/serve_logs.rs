@@ -133,8 +133,17 @@ struct EventStream {
 
 impl EventStream {
     async fn open(url: &str) -> EventStream {
+        EventStream::resume(url, None).await
+    }
+
+    /// Opens the stream as a client reconnecting after the event with id `last_id`.
+    async fn resume(url: &str, last_id: Option<&str>) -> EventStream {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-        let response = client.get(url.parse().unwrap()).await.expect("HTTP request");
+        let mut request = hyper::Request::get(url);
+        if let Some(id) = last_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = client.request(request.body(Empty::new()).unwrap()).await.expect("HTTP request");
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         let (tx, text) = tokio::sync::watch::channel(String::new());
@@ -183,6 +192,11 @@ fn events_of(text: &str) -> Vec<(String, String)> {
             Some((name, data?))
         })
         .collect()
+}
+
+/// The ids of a stream's events, in order.
+fn event_ids(text: &str) -> Vec<String> {
+    text.lines().filter_map(|line| line.strip_prefix("id: ")).map(str::to_owned).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,6 +261,25 @@ async fn a_job_log_is_served_and_followed_until_the_job_completes() {
     assert_eq!(text_of(&cli_follower.next(1)[0]), "Post job cleanup");
     let (code, stderr) = cli_follower.exit();
     assert_eq!((code, stderr.as_str()), (0, ""));
+
+    // Each event's id is where the log continues after it: a client that reconnects
+    // gets what it missed, and only that.
+    let ids = event_ids(&text);
+    assert_eq!(ids.len(), 7, "{text}");
+    let missed = EventStream::resume(&format!("{log_url}?follow=true"), Some(&ids[2])).await.ended().await;
+    let missed = events_of(&missed);
+    let data: Vec<&str> = missed.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(
+        data[..3].iter().map(|d| text_of(d)).collect::<Vec<_>>(),
+        ["PASS: 12", "FAIL: 0", "Post job cleanup"]
+    );
+    assert_eq!(missed[3], ("end".to_owned(), "success".to_owned()));
+    let answer = {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let request = hyper::Request::get(format!("{log_url}?follow=true")).header("last-event-id", "soon");
+        client.request(request.body(Empty::new()).unwrap()).await.unwrap().status()
+    };
+    assert_eq!(answer, 422, "an id that is no offset");
 
     // A completed job's log is followed to its end at once.
     let stream = EventStream::open(&format!("{log_url}?follow=true")).await;
@@ -325,4 +358,42 @@ async fn the_log_of_an_unknown_job_is_not_found() {
     assert!(operation.get("security").is_none(), "{operation}");
     let content = &operation["responses"]["200"]["content"];
     assert!(content["text/plain"].is_object() && content["text/event-stream"].is_object(), "{content}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_ends_its_streams_and_the_cli_follows_on_after_its_restart() {
+    let mut server = FarmServer::start("");
+    let store = server.store().await;
+    let job = a_job(&store).await;
+    set_job(&store, job, None).await;
+    store.close().await;
+    let mut log = job_logs(&server, 1 << 20).open(job).unwrap();
+    log.append("before the restart").unwrap();
+    log.flush().unwrap();
+    let cli_follower = Follower::start(&server, job);
+    assert_eq!(text_of(&cli_follower.next(1)[0]), "before the restart");
+    let mut stream = EventStream::open(&server.url(&format!("/api/v1/jobs/{job}/log?follow=true"))).await;
+    stream.until("before the restart").await;
+
+    // The job goes on, and the server still stops at once, ending the streams.
+    assert!(server.terminate(Duration::from_secs(10)), "a followed log kept the server from stopping");
+    let text = stream.ended().await;
+    assert!(!text.contains("event: end"), "the job did not end: {text}");
+    log.append("while the server was away").unwrap();
+    log.flush().unwrap();
+
+    // Back again: the CLI reconnects where it was, misses nothing and repeats nothing.
+    server.restart_at_same_address();
+    log.append("after the restart").unwrap();
+    drop(log);
+    let lines = cli_follower.next(2);
+    assert_eq!(
+        lines.iter().map(|l| text_of(l)).collect::<Vec<_>>(),
+        ["while the server was away", "after the restart"]
+    );
+    let store = server.store().await;
+    set_job(&store, job, Some("cancelled")).await;
+    store.close().await;
+    let (code, stderr) = cli_follower.exit();
+    assert_eq!((code, stderr.as_str()), (0, ""));
 }

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use common::farm::{deliver, example_payload, FarmServer};
+use common::lab::lab_toml;
 use common::postgres::Postgres;
+use common::testhost::TestHosts;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -16,24 +18,23 @@ use hyper_util::rt::TokioExecutor;
 use metalfarm::farm::hosts::Inventory;
 use metalfarm::store::{NewJob, NewRun, Store};
 
-const CONFIG: &str = r#"
+/// Two amd64 test hosts, and an arm64 host no job here runs on.
+fn config(hosts: &TestHosts) -> String {
+    let lab = lab_toml(hosts, &[("amd-1", &["amd64"]), ("amd-2", &["amd64", "hostprovisioning"])]);
+    format!(
+        r#"
 [[repo]]
 name = "Codertocat/Hello-World"
 workflows = ["workflows/*.yml"]
 
-[[host]]
-name = "amd-1"
-labels = ["amd64"]
-
-[[host]]
-name = "amd-2"
-labels = ["amd64", "hostprovisioning"]
-
+{lab}
 [[host]]
 name = "arm-1"
 arch = "arm64"
 labels = ["kvm", 'rack"b\row']
-"#;
+"#
+    )
+}
 
 /// Per push: a job an amd64 host takes, one skipped, and three no host can take (no
 /// `sparc64` or `riscv64` host), which stay queued; two of these name one label set in
@@ -45,7 +46,7 @@ jobs:
   unit:
     runs-on: [self-hosted, amd64]
     steps:
-      - run: make test
+      - run: sleep 600
   never:
     if: ${{ false }}
     runs-on: [self-hosted, amd64]
@@ -228,7 +229,8 @@ async fn scrape(server: &FarmServer) -> (String, Scrape) {
 
 #[tokio::test]
 async fn metrics_show_hosts_queue_and_deliveries_from_the_store() {
-    let mut server = FarmServer::start(CONFIG);
+    let hosts = TestHosts::start(2);
+    let mut server = FarmServer::start(&config(&hosts));
     server.write("workflows/ports.yml", PORTS);
     let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
     for delivery in ["push-1", "push-1", "push-2"] {

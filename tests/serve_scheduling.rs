@@ -7,11 +7,13 @@ mod common;
 use common::cli::{admin_token, ok};
 use common::farm::{deliver, example_payload, farm_and_forge, get, FarmServer};
 use common::forge::{ForgeCheckRun, TestForge};
+use common::lab::lab_toml;
+use common::testhost::{TestHost, TestHosts};
 use serde_json::Value;
 
 const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
 
-/// One job that only hosts with the rare labels can run.
+/// One long job that only hosts with the rare labels can run.
 const KVM_ONLY: &str = "\
 name: CI
 on: push
@@ -19,8 +21,23 @@ jobs:
   kvm:
     runs-on: [self-hosted, intel64, hostprovisioning]
     steps:
-      - run: make check
+      - run: sleep 600
 ";
+
+/// Adds `host` to the farm as `name` with `labels`, through the CLI.
+fn add_host(server: &FarmServer, token: &str, host: &TestHost, name: &str, labels: &[&str]) {
+    let (address, port) = (host.address(), host.port().to_string());
+    let mut args = vec!["host", "add", name, "--address", &address, "--port", &port];
+    for label in labels {
+        args.extend(["--label", label]);
+    }
+    ok(server, token, &args);
+}
+
+/// A farm and forge whose hosts are `hosts` (added later, through the CLI).
+async fn lab_farm(hosts: &TestHosts) -> (FarmServer, TestForge) {
+    farm_and_forge(&format!("{REPO}\n{}", lab_toml(hosts, &[]))).await
+}
 
 async fn host(server: &FarmServer, name: &str) -> Value {
     let answer = get(&server.url(&format!("/api/v1/hosts/{name}"))).await;
@@ -57,11 +74,12 @@ fn nth<'a>(runs: &'a [ForgeCheckRun], name: &str, n: usize) -> Option<&'a ForgeC
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits_for_and_the_cli_cancels_both(
 ) {
-    let (server, forge) = farm_and_forge(REPO).await;
+    let hosts = TestHosts::start(2);
+    let (server, forge) = lab_farm(&hosts).await;
     server.write("workflows/ci.yml", KVM_ONLY);
     let token = admin_token(&server);
-    ok(&server, &token, &["host", "add", "amd-1", "--label", "amd64", "--label", "hostprovisioning"]);
-    ok(&server, &token, &["host", "add", "intel-1", "--label", "intel64", "--label", "hostprovisioning"]);
+    add_host(&server, &token, hosts.host(0), "amd-1", &["amd64", "hostprovisioning"]);
+    add_host(&server, &token, hosts.host(1), "intel-1", &["intel64", "hostprovisioning"]);
 
     push(&server, "d-first").await;
     forge
@@ -118,11 +136,13 @@ async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_needs_another_waits_for_it_and_a_job_no_host_can_run_says_so() {
-    let (server, forge) = farm_and_forge(REPO).await;
-    // TWO_JOB_CI: build on [self-hosted, amd64], then kvm on [self-hosted, intel64,
-    // hostprovisioning]; no host has amd64 here.
+    let hosts = TestHosts::start(2);
+    let (server, forge) = lab_farm(&hosts).await;
+    // Build on [self-hosted, amd64], then kvm on [self-hosted, intel64, hostprovisioning];
+    // no host has amd64 here.
+    server.write("workflows/ci.yml", &common::farm::TWO_JOB_CI.replace("run: make\n", "run: sleep 600\n"));
     let token = admin_token(&server);
-    ok(&server, &token, &["host", "add", "intel-1", "--label", "intel64", "--label", "hostprovisioning"]);
+    add_host(&server, &token, hosts.host(0), "intel-1", &["intel64", "hostprovisioning"]);
     push(&server, "d-push").await;
     forge
         .wait_for("both jobs saying why they wait", |runs| {
@@ -136,7 +156,7 @@ async fn a_job_that_needs_another_waits_for_it_and_a_job_no_host_can_run_says_so
     assert_eq!(host(&server, "intel-1").await["state"], "ready", "kvm must not start before build");
 
     // A host that can run it comes: build takes it.
-    ok(&server, &token, &["host", "add", "amd-1", "--label", "amd64"]);
+    add_host(&server, &token, hosts.host(1), "amd-1", &["amd64"]);
     forge
         .wait_for("build running", |runs| {
             nth(runs, "CI / build", 0).is_some_and(|r| r.status == "in_progress")
@@ -148,10 +168,9 @@ async fn a_job_that_needs_another_waits_for_it_and_a_job_no_host_can_run_says_so
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_nobody_renews_is_recovered_and_the_job_runs_elsewhere() {
-    let config = format!(
-        "{REPO}\n[[host]]\nname = \"intel-1\"\nlabels = [\"intel64\", \"hostprovisioning\"]\n\n\
-         [[host]]\nname = \"intel-2\"\nlabels = [\"intel64\", \"hostprovisioning\"]\n"
-    );
+    let hosts = TestHosts::start(2);
+    let labels: &[&str] = &["intel64", "hostprovisioning"];
+    let config = format!("{REPO}\n{}", lab_toml(&hosts, &[("intel-1", labels), ("intel-2", labels)]));
     let (mut server, forge) = lease_timeout_farm(&config).await;
     server.write("workflows/ci.yml", KVM_ONLY);
     push(&server, "d-push").await;
@@ -193,14 +212,15 @@ async fn lease_timeout_farm(extra: &str) -> (FarmServer, TestForge) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_run_of_a_cancel_in_progress_group_cancels_the_running_one() {
-    let (server, forge) = farm_and_forge(REPO).await;
+    let hosts = TestHosts::start(1);
+    let (server, forge) = lab_farm(&hosts).await;
     server.write(
         "workflows/ci.yml",
         "name: CI\non: push\nconcurrency:\n  group: ci-${{ github.ref }}\n  cancel-in-progress: true\n\
-         jobs:\n  kvm:\n    runs-on: [self-hosted, intel64]\n    steps:\n      - run: make check\n",
+         jobs:\n  kvm:\n    runs-on: [self-hosted, intel64]\n    steps:\n      - run: sleep 600\n",
     );
     let token = admin_token(&server);
-    ok(&server, &token, &["host", "add", "intel-1", "--label", "intel64"]);
+    add_host(&server, &token, hosts.host(0), "intel-1", &["intel64"]);
     push(&server, "d-first").await;
     forge
         .wait_for("the first run's job running", |runs| {

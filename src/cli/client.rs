@@ -29,6 +29,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a followed event stream may stay silent: the server sends a keep-alive
 /// comment every 15 s.
 const EVENTS_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a broken event stream is tried again (a server restart), and how often.
+pub const RECONNECT_GRACE: Duration = Duration::from_secs(30);
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 /// The flags of every command that talks to a server.
 #[derive(Debug, Clone, clap::Args)]
@@ -101,11 +104,6 @@ impl ApiClient {
         Ok(ApiClient { server: server.to_owned(), token, http })
     }
 
-    /// `http://host:port` of the server.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let body = self.request(Method::GET, path, None).await?;
         self.parse(&body)
@@ -134,16 +132,44 @@ impl ApiClient {
     }
 
     /// A GET answered with server-sent events: `on_event` is called with each event as
-    /// it arrives, until it says to stop or the server ends the stream (`Ok(false)`:
-    /// ended by the server). Waits as long as the server keeps the stream alive.
+    /// it arrives, until it says to stop. When the stream breaks or ends (the server
+    /// restarts), it is opened again with `Last-Event-ID`, as browsers do, for up to
+    /// [`RECONNECT_GRACE`] without a connection.
     pub async fn follow_events(
         &self,
         path: &str,
         mut on_event: impl FnMut(ServerEvent) -> ControlFlow<()>,
-    ) -> Result<bool, ClientError> {
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.start(Method::GET, path, None))
+    ) -> Result<(), ClientError> {
+        let mut last_id = None;
+        let mut lost_since = None;
+        loop {
+            let err = match self.read_events(path, &mut last_id, &mut lost_since, &mut on_event).await {
+                Ok(()) => return Ok(()),
+                Err(err @ ClientError::Unreachable { .. }) => err,
+                Err(err) => return Err(err),
+            };
+            let since = *lost_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= RECONNECT_GRACE {
+                return Err(err);
+            }
+            tracing::debug!(%err, "the event stream broke; reconnecting");
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+        }
+    }
+
+    /// Reads one connection's events; `Ok` once `on_event` says to stop.
+    async fn read_events(
+        &self,
+        path: &str,
+        last_id: &mut Option<String>,
+        lost_since: &mut Option<std::time::Instant>,
+        on_event: &mut impl FnMut(ServerEvent) -> ControlFlow<()>,
+    ) -> Result<(), ClientError> {
+        let resume = last_id.as_deref().map(|id| ("last-event-id", id));
+        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.start(Method::GET, path, None, resume))
             .await
             .map_err(|_| self.unreachable(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())))??;
+        *lost_since = None;
         let mut body = response.into_body();
         let mut parser = EventParser::default();
         loop {
@@ -153,12 +179,17 @@ impl ApiClient {
                     EVENTS_IDLE_TIMEOUT.as_secs()
                 ))
             })?;
-            let Some(frame) = frame else { return Ok(false) };
+            let Some(frame) = frame else {
+                return Err(self.unreachable("the server ended the event stream".into()));
+            };
             let frame = frame.map_err(|e| self.unreachable(e.to_string()))?;
             let Ok(data) = frame.into_data() else { continue };
             for event in parser.feed(&data) {
+                if let Some(id) = &event.id {
+                    *last_id = Some(id.clone());
+                }
                 if on_event(event).is_break() {
-                    return Ok(true);
+                    return Ok(());
                 }
             }
         }
@@ -167,7 +198,7 @@ impl ApiClient {
     /// One request to `{PREFIX}{path}`; the body of a 2xx answer, or what went wrong.
     async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
         let exchange = async {
-            let response = self.start(method, path, body).await?;
+            let response = self.start(method, path, body, None).await?;
             let body = response.into_body().collect().await.map_err(|e| self.unreachable(e.to_string()))?;
             Ok::<_, ClientError>(body.to_bytes())
         };
@@ -182,6 +213,7 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        header: Option<(&str, &str)>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let url = format!("{}{PREFIX}{path}", self.server);
         let mut request = Request::builder().method(method.clone()).uri(&url);
@@ -190,6 +222,9 @@ impl ApiClient {
         }
         if let Some(token) = &self.token {
             request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -237,6 +272,8 @@ impl ApiClient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerEvent {
     pub name: String,
+    /// Its `id:` field, when it has one.
+    pub id: Option<String>,
     pub data: String,
 }
 
@@ -248,6 +285,7 @@ struct EventParser {
     /// The start of a line not yet complete.
     partial: Vec<u8>,
     name: Option<String>,
+    id: Option<String>,
     data: Option<String>,
 }
 
@@ -264,15 +302,17 @@ impl EventParser {
             if line.is_empty() {
                 if let Some(data) = self.data.take() {
                     let name = self.name.take().unwrap_or_else(|| "message".into());
-                    events.push(ServerEvent { name, data });
+                    events.push(ServerEvent { name, id: self.id.take(), data });
                 }
                 self.name = None;
+                self.id = None;
                 continue;
             }
             let (field, value) = line.split_once(':').unwrap_or((&line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
                 "event" => self.name = Some(value.to_owned()),
+                "id" => self.id = Some(value.to_owned()),
                 "data" => match &mut self.data {
                     Some(data) => {
                         data.push('\n');
@@ -393,17 +433,19 @@ mod tests {
     #[test]
     fn server_sent_events_are_parsed_across_chunks() {
         let mut parser = EventParser::default();
-        assert!(parser.feed(b": keep-alive\n\ndata: one").is_empty());
+        let event = |name: &str, id: Option<&str>, data: &str| ServerEvent {
+            name: name.into(),
+            id: id.map(Into::into),
+            data: data.into(),
+        };
+        assert!(parser.feed(b": keep-alive\n\nid: 31\ndata: one").is_empty());
         assert_eq!(
             parser.feed(b"\n\ndata:two\r\ndata:  three\n\nevent: end\ndata: success\n"),
-            [
-                ServerEvent { name: "message".into(), data: "one".into() },
-                ServerEvent { name: "message".into(), data: "two\n three".into() },
-            ]
+            [event("message", Some("31"), "one"), event("message", None, "two\n three")]
         );
-        assert_eq!(parser.feed(b"\n"), [ServerEvent { name: "end".into(), data: "success".into() }]);
+        assert_eq!(parser.feed(b"\n"), [event("end", None, "success")]);
         assert!(parser.feed(b"event: nothing\n\n").is_empty(), "an event without data is not dispatched");
-        assert_eq!(parser.feed(b"data\n\n"), [ServerEvent { name: "message".into(), data: String::new() }]);
+        assert_eq!(parser.feed(b"data\n\n"), [event("message", None, "")]);
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
     let cron = tokio::spawn(crate::farm::cron::run_forever(farm.clone()));
 
+    let stopping = crate::web::Stopping::default();
     let app = router(AppState {
         store: store.clone(),
         webhook_secret,
@@ -85,6 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         inventory: farm.inventory.clone(),
         admin_token,
         farm: farm.clone(),
+        stopping: stopping.clone(),
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -92,7 +94,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Scripts and tests read the address from here (the port may be 0 in the config).
     eprintln!("metalfarm: listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.stop();
+        })
         .await
         .context("the HTTP server failed")?;
     processor.abort();

@@ -11,13 +11,15 @@
 //!   `%3B %0D %0A %5D %25`.
 //! - A name GitHub does not know is no command: the line is logged as it is.
 //! - `::stop-commands::TOKEN` stops all processing until `::TOKEN::`; a token that is
-//!   empty, `pause-logging` or a command name is refused, as GitHub refuses it.
+//!   empty, `pause-logging` or a command name is refused, as GitHub refuses it, unless
+//!   `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` opts in; a token longer than 6 characters
+//!   is masked ([`WorkflowCommand::secret`]).
 //!
 //! Deprecated and disabled commands, as on GitHub today: `set-output` and `save-state`
 //! still work, each with GitHub's deprecation warning (an annotation); `set-env` and
 //! `add-path` fail the step unless the step's env has `ACTIONS_ALLOW_UNSECURE_COMMANDS`
 //! set to `true` ([`CommandParser::set_allow_unsecure_commands`]). Problem matchers
-//! (`add-matcher`, `remove-matcher`) are acknowledged and not applied.
+//! (`add-matcher`, `remove-matcher`) are not applied: a warning says so.
 //!
 //! The parser decides; it does nothing: each command comes back with the lines
 //! GitHub's runner writes to the log for it and the annotations it makes.
@@ -86,12 +88,58 @@ impl Annotation {
 
     /// The log lines GitHub writes for it: `##[error]message`, a multi-line message's
     /// further lines as they are.
-    fn log_lines(&self) -> Vec<String> {
+    pub fn log_lines(&self) -> Vec<String> {
         let mut lines = self.message.split('\n').map(|l| l.trim_end_matches('\r'));
         let first = lines.next().unwrap_or_default();
         let mut out = vec![format!("##[{}]{first}", self.level.as_str())];
         out.extend(lines.map(str::to_owned));
         out
+    }
+}
+
+/// The annotations of one step as GitHub's runner keeps them: the first 10 of each
+/// level (later ones are only logged) with messages cut at 4096 characters
+/// (`ExecutionContext._maxCountPerIssueType`, `_maxIssueMessageLength`).
+#[derive(Debug, Clone, Default)]
+pub struct StepAnnotations {
+    kept: Vec<Annotation>,
+    /// Every annotation of each level, kept or not: errors, warnings, notices.
+    counts: [usize; 3],
+}
+
+impl StepAnnotations {
+    pub const PER_LEVEL: usize = 10;
+    pub const MESSAGE_LIMIT: usize = 4096;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes an annotation (already masked); keeps it if its level has room.
+    pub fn add(&mut self, mut annotation: Annotation) {
+        let count = &mut self.counts[annotation.level as usize];
+        *count += 1;
+        if *count > Self::PER_LEVEL {
+            return;
+        }
+        if let Some((cut, _)) = annotation.message.char_indices().nth(Self::MESSAGE_LIMIT) {
+            annotation.message.truncate(cut);
+        }
+        self.kept.push(annotation);
+    }
+
+    /// How many annotations of a level the step made, kept or not.
+    pub fn count(&self, level: AnnotationLevel) -> usize {
+        self.counts[level as usize]
+    }
+
+    /// The kept annotations, in the order they came.
+    pub fn kept(&self) -> &[Annotation] {
+        &self.kept
+    }
+
+    pub fn into_kept(self) -> Vec<Annotation> {
+        self.kept
     }
 }
 
@@ -129,11 +177,27 @@ pub enum WorkflowCommand {
     Rejected(String),
 }
 
-/// A line that was a workflow command.
+impl WorkflowCommand {
+    /// A value to add to the masker before the command's log lines are written:
+    /// `::add-mask::`'s value, and a stop token longer than 6 characters (UTF-16 units,
+    /// as .NET counts), which GitHub masks so a step cannot be made to resume.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            WorkflowCommand::AddMask(value) => Some(value),
+            WorkflowCommand::StopCommands(token) if token.encode_utf16().count() > 6 => Some(token),
+            _ => None,
+        }
+    }
+}
+
+/// A line that was a workflow command. In GitHub's order, the runner: adds
+/// [`WorkflowCommand::secret`] to the masker; writes `log` (masked, like every line);
+/// records `annotations` (their messages masked too); acts on `command`; and when
+/// `fails_step`, lets the step run on but ends it failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
     pub command: WorkflowCommand,
-    /// What goes into the step's log instead of the line (mask it first, like any line).
+    /// What goes into the step's log instead of the line.
     pub log: Vec<String>,
     /// The check-run annotations the line makes.
     pub annotations: Vec<Annotation>,
@@ -162,7 +226,9 @@ fn deprecated_message(command: &str) -> String {
 
 const STOP_TOKEN_REFUSED: &str = "You cannot use a endToken that is an empty string, the string \
      'pause-logging', or another workflow command. For more information see: \
-     https://docs.github.com/actions/learn-github-actions/workflow-commands-for-github-actions#example-stopping-and-starting-workflow-commands";
+     https://docs.github.com/actions/learn-github-actions/workflow-commands-for-github-actions#example-stopping-and-starting-workflow-commands \
+     or opt into insecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` \
+     environment variable to `true`.";
 
 /// The commands GitHub's runner registers (`internal-set-repo-path` is for its own
 /// plugins only).
@@ -210,6 +276,7 @@ pub struct CommandParser {
     echo: bool,
     step_debug: bool,
     allow_unsecure_commands: bool,
+    allow_unsecure_stop_tokens: bool,
 }
 
 impl CommandParser {
@@ -217,9 +284,11 @@ impl CommandParser {
         Self::default()
     }
 
-    /// Step debug logging (`ACTIONS_STEP_DEBUG`): `::debug::` lines reach the log.
+    /// Step debug logging (`ACTIONS_STEP_DEBUG`): `::debug::` lines reach the log, and
+    /// echo starts on (as GitHub initializes it; `::echo::off` still turns it off).
     pub fn set_step_debug(&mut self, on: bool) {
         self.step_debug = on;
+        self.echo = on;
     }
 
     /// Whether `set-env`/`add-path` work: true when the step's env has
@@ -228,7 +297,14 @@ impl CommandParser {
         self.allow_unsecure_commands = allow;
     }
 
-    /// Whether commands are echoed to the log (`::echo::on`); off by default.
+    /// Whether any `::stop-commands::` token is accepted: true when the step's env has
+    /// `ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS` set to `true` or `1` (any case).
+    pub fn set_allow_unsecure_stop_tokens(&mut self, allow: bool) {
+        self.allow_unsecure_stop_tokens = allow;
+    }
+
+    /// Whether commands are echoed to the log (`::echo::on`); off by default, on with
+    /// step debug logging.
     pub fn echo(&self) -> bool {
         self.echo
     }
@@ -270,12 +346,14 @@ impl CommandParser {
     /// The registered command with this name: GitHub's, or the stop token while
     /// commands are stopped.
     fn registered(&self, name: &str) -> Option<&'static str> {
-        let is_token = |t: &String| t.eq_ignore_ascii_case(name);
-        COMMANDS
-            .iter()
-            .copied()
-            .find(|c| c.eq_ignore_ascii_case(name))
-            .or_else(|| self.stop_token.as_ref().filter(|t| is_token(t)).map(|_| STOP_TOKEN))
+        // While stopped the token comes first: an opted-in token may be a command's name.
+        // An empty token never resumes, as on GitHub.
+        let is_token = |t: &&String| !t.is_empty() && t.eq_ignore_ascii_case(name);
+        self.stop_token
+            .as_ref()
+            .filter(is_token)
+            .map(|_| STOP_TOKEN)
+            .or_else(|| COMMANDS.iter().copied().find(|c| c.eq_ignore_ascii_case(name)))
     }
 
     fn split_v2(&self, line: &str) -> Option<RawCommand> {
@@ -330,11 +408,19 @@ impl CommandParser {
         match raw.name {
             "stop-commands" => {
                 let token = raw.data;
-                if token.is_empty()
+                let invalid = token.is_empty()
                     || token.eq_ignore_ascii_case("pause-logging")
-                    || self.registered(&token).is_some()
-                {
-                    return refused(raw.name, STOP_TOKEN_REFUSED.to_owned());
+                    || self.registered(&token).is_some();
+                if invalid && !self.allow_unsecure_stop_tokens {
+                    // GitHub throws this one outside the command's error handling: one
+                    // error, and the step fails.
+                    let error = Annotation::new(AnnotationLevel::Error, STOP_TOKEN_REFUSED);
+                    return Parsed {
+                        command: WorkflowCommand::Rejected(raw.name.to_owned()),
+                        log: error.log_lines(),
+                        annotations: vec![error],
+                        fails_step: true,
+                    };
                 }
                 self.stop_token = Some(token.clone());
                 ok(WorkflowCommand::StopCommands(token), vec![line.to_owned()])
@@ -391,14 +477,17 @@ impl CommandParser {
                 ok(WorkflowCommand::Debug(raw.data), log)
             }
             "set-output" | "save-state" => {
+                // GitHub warns before it looks at the name.
+                let warning = Annotation::new(AnnotationLevel::Warning, deprecated_message(raw.name));
                 let Some(name) = name_of(&raw) else {
-                    return refused(
+                    let mut parsed = refused(
                         raw.name,
                         format!("Required field 'name' is missing in ##[{}] command.", raw.name),
                     );
+                    parsed.log.splice(0..0, warning.log_lines());
+                    parsed.annotations.insert(0, warning);
+                    return parsed;
                 };
-                let warning =
-                    Annotation::new(AnnotationLevel::Warning, deprecated_message(raw.name));
                 let value = raw.data;
                 let command = if raw.name == "set-output" {
                     WorkflowCommand::SetOutput { name, value }
@@ -447,7 +536,7 @@ impl CommandParser {
                     return refused(raw.name, disabled_message(raw.name));
                 }
                 if raw.data.is_empty() {
-                    return refused(raw.name, "Value cannot be null or empty. (Parameter 'path')".to_owned());
+                    return refused(raw.name, "Value cannot be null. (Parameter 'path')".to_owned());
                 }
                 ok(WorkflowCommand::AddPath(raw.data), Vec::new())
             }
@@ -468,8 +557,20 @@ impl CommandParser {
                     ),
                 ),
             },
-            // add-matcher, remove-matcher
-            other => ok(WorkflowCommand::Ignored(other.to_owned()), Vec::new()),
+            // add-matcher, remove-matcher: say so rather than pass without the annotations
+            // a matcher would have made.
+            other => {
+                let warning = Annotation::new(
+                    AnnotationLevel::Warning,
+                    format!("Problem matchers are not supported by metalfarm: '::{other}::' was ignored."),
+                );
+                Parsed {
+                    command: WorkflowCommand::Ignored(other.to_owned()),
+                    log: warning.log_lines(),
+                    annotations: vec![warning],
+                    fails_step: false,
+                }
+            }
         }
     }
 }
@@ -479,12 +580,13 @@ fn never_echoed(name: &str) -> bool {
     matches!(name, "add-mask" | "debug" | "error" | "warning" | "notice")
 }
 
-/// Whether `::echo::on` shows the command's line before its effect.
+/// Whether `::echo::on` shows the command's line before its effect (also before the
+/// errors of a command that fails).
 fn echoes(command: &WorkflowCommand) -> bool {
     match command {
         WorkflowCommand::Annotation(_) | WorkflowCommand::AddMask(_) | WorkflowCommand::Debug(_) => false,
-        // A refused command shows the line in its error already (or must not show it).
-        WorkflowCommand::Rejected(_) => false,
+        WorkflowCommand::Rejected(name) => !never_echoed(name) && name != "stop-commands",
+        // Logged as they are anyway.
         WorkflowCommand::StopCommands(_) | WorkflowCommand::ResumeCommands(_) => false,
         _ => true,
     }
@@ -738,6 +840,7 @@ mod tests {
         assert_eq!(p.command, WorkflowCommand::Debug("hmm".into()));
         assert!(p.log.is_empty());
         parser.set_step_debug(true);
+        assert!(parser.echo(), "step debug turns echo on");
         assert_eq!(parser.parse_line("::debug::a%0Ab").unwrap().log, ["##[debug]a", "##[debug]b"]);
     }
 
@@ -755,7 +858,7 @@ mod tests {
         let p = parse("::set-output::v").unwrap();
         assert_eq!(p.command, WorkflowCommand::Rejected("set-output".into()));
         assert!(p.fails_step);
-        assert_eq!(p.annotations[1].message, "Required field 'name' is missing in ##[set-output] command.");
+        assert_eq!(p.annotations[2].message, "Required field 'name' is missing in ##[set-output] command.");
     }
 
     #[test]
@@ -810,7 +913,8 @@ mod tests {
             let mut parser = CommandParser::new();
             let p = parser.parse_line(&format!("::stop-commands::{token}")).unwrap();
             assert!(p.fails_step, "{token:?}");
-            assert!(p.annotations[1].message.starts_with("You cannot use a endToken"));
+            assert_eq!(p.annotations.len(), 1);
+            assert!(p.annotations[0].message.starts_with("You cannot use a endToken"));
             assert!(matches!(
                 parser.parse_line("::error::still processed").unwrap().command,
                 WorkflowCommand::Annotation(_)
@@ -831,8 +935,11 @@ mod tests {
         assert_eq!(parser.parse_line("::add-mask::v").unwrap().log, ["::add-mask::***"]);
         assert_eq!(parser.parse_line(" ::echo::OFF ").unwrap().log, [" ::echo::OFF "]);
         assert!(!parser.echo());
+        parser.parse_line("::echo::on").unwrap();
         let p = parser.parse_line("::echo::maybe").unwrap();
         assert!(p.fails_step);
+        assert_eq!(p.log[0], "::echo::maybe", "echoed before its errors");
+        assert_eq!(parser.parse_line("::add-mask:: ").unwrap().log.len(), 1, "never echoed");
         assert_eq!(
             p.annotations[1].message,
             "Invalid echo command value. Possible values can be: 'on', 'off'. Current value is: 'maybe'."
@@ -840,14 +947,67 @@ mod tests {
     }
 
     #[test]
-    fn problem_matchers_are_acknowledged() {
-        assert_eq!(
-            command("::add-matcher::.github/matcher.json"),
-            Some(WorkflowCommand::Ignored("add-matcher".into()))
-        );
+    fn a_step_keeps_ten_annotations_of_each_level() {
+        let mut step = StepAnnotations::new();
+        for i in 0..12 {
+            step.add(Annotation::new(AnnotationLevel::Error, format!("e{i}")));
+            step.add(Annotation::new(AnnotationLevel::Warning, format!("w{i}")));
+        }
+        step.add(Annotation::new(AnnotationLevel::Notice, "x".repeat(5000)));
+        assert_eq!(step.count(AnnotationLevel::Error), 12);
+        assert_eq!(step.count(AnnotationLevel::Notice), 1);
+        let kept = step.into_kept();
+        assert_eq!(kept.len(), 21);
+        assert_eq!(kept.iter().filter(|a| a.level == AnnotationLevel::Error).count(), 10);
+        assert_eq!(kept[19].message, "w9");
+        assert_eq!(kept[20].message.len(), StepAnnotations::MESSAGE_LIMIT);
+    }
+
+    #[test]
+    fn problem_matchers_are_not_applied_and_say_so() {
+        let p = parse("::add-matcher::.github/matcher.json").unwrap();
+        assert_eq!(p.command, WorkflowCommand::Ignored("add-matcher".into()));
+        assert_eq!(p.annotations[0].level, AnnotationLevel::Warning);
+        assert!(!p.fails_step);
         assert_eq!(
             command("::remove-matcher owner=eslint::"),
             Some(WorkflowCommand::Ignored("remove-matcher".into()))
         );
+    }
+
+    #[test]
+    fn secrets_to_mask() {
+        assert_eq!(command("::add-mask::v").unwrap().secret(), Some("v"));
+        let mut parser = CommandParser::new();
+        let p = parser.parse_line("::stop-commands::abcdefg").unwrap();
+        assert_eq!(p.command.secret(), Some("abcdefg"));
+        let mut parser = CommandParser::new();
+        let p = parser.parse_line("::stop-commands::abcdef").unwrap();
+        assert_eq!(p.command.secret(), None, "six characters are not masked");
+        assert_eq!(command("::group::g").unwrap().secret(), None);
+    }
+
+    #[test]
+    fn unsecure_stop_tokens_when_opted_in() {
+        let mut parser = CommandParser::new();
+        parser.set_allow_unsecure_stop_tokens(true);
+        let p = parser.parse_line("::stop-commands::error").unwrap();
+        assert_eq!(p.command, WorkflowCommand::StopCommands("error".into()));
+        assert_eq!(parser.parse_line("::warning::w"), None);
+        let p = parser.parse_line("::Error::").unwrap();
+        assert_eq!(p.command, WorkflowCommand::ResumeCommands("error".into()));
+        // An empty token stops for good.
+        parser.parse_line("::stop-commands::").unwrap();
+        assert_eq!(parser.parse_line("::::"), None);
+        assert_eq!(parser.parse_line("::error::e"), None);
+    }
+
+    #[test]
+    fn set_output_without_a_name_warns_then_fails() {
+        let p = parse("::set-output::v").unwrap();
+        let levels: Vec<_> = p.annotations.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [AnnotationLevel::Warning, AnnotationLevel::Error, AnnotationLevel::Error]);
+        assert!(p.fails_step);
+        assert_eq!(p.log.len(), 3);
     }
 }

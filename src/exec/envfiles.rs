@@ -1,6 +1,7 @@
 //! The files a step writes to talk to the runner, read as GitHub's runner reads them
-//! (`FileCommandManager`): `GITHUB_ENV` and `GITHUB_OUTPUT` (assignments),
-//! `GITHUB_PATH` (directories), and the size rule of `GITHUB_STEP_SUMMARY`.
+//! (`FileCommandManager`): `GITHUB_ENV` and `GITHUB_OUTPUT` (assignments; the one name
+//! `GITHUB_ENV` refuses), `GITHUB_PATH` (directories), and the size rule of
+//! `GITHUB_STEP_SUMMARY`.
 //!
 //! Assignments are `NAME=value` (the value is the rest of the line, as is) or a heredoc
 //! `NAME<<DELIMITER`, value lines, then a line that is exactly `DELIMITER`; the value
@@ -21,20 +22,35 @@ pub enum EnvFileError {
     EmptyHeredoc { line: usize, text: String },
     #[error("Invalid value. Matching delimiter not found '{delimiter}' (line {line})")]
     NoDelimiter { line: usize, delimiter: String },
+    /// The file ends inside a heredoc on a line without a line break.
+    #[error("Invalid value. EOF marker missing new line. (line {line})")]
+    MissingNewline { line: usize },
     #[error("Invalid format '{text}' (line {line})")]
     Invalid { line: usize, text: String },
 }
 
-/// The lines of `contents` with their 1-based numbers and byte ranges (without the
-/// line break).
-fn lines(contents: &str) -> impl Iterator<Item = (usize, usize, &str)> {
-    let mut offset = 0;
-    contents.split_inclusive('\n').enumerate().map(move |(index, raw)| {
+/// One line of a file.
+struct Line<'a> {
+    /// 1-based.
+    number: usize,
+    /// Where it starts in the file.
+    start: usize,
+    /// Without its line break.
+    text: &'a str,
+    /// It ends with a line break (only the last line may not).
+    broken: bool,
+}
+
+/// The lines of `contents`, after a byte order mark (.NET's `ReadAllText` drops it).
+fn lines(contents: &str) -> impl Iterator<Item = Line<'_>> {
+    let mut offset = if contents.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    contents[offset..].split_inclusive('\n').enumerate().map(move |(index, raw)| {
         let start = offset;
         offset += raw.len();
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        (index + 1, start, line)
+        let text = raw.strip_suffix('\n').unwrap_or(raw);
+        let broken = text.len() != raw.len();
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        Line { number: index + 1, start, text, broken }
     })
 }
 
@@ -43,7 +59,7 @@ fn lines(contents: &str) -> impl Iterator<Item = (usize, usize, &str)> {
 pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFileError> {
     let mut assignments = Vec::new();
     let mut lines = lines(contents);
-    while let Some((number, _, line)) = lines.next() {
+    while let Some(Line { number, text: line, .. }) = lines.next() {
         if line.is_empty() {
             continue;
         }
@@ -65,17 +81,21 @@ pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFil
                 // The value is the text from the next line up to the line break before
                 // the delimiter, line breaks included as written.
                 let mut value: Option<(usize, usize)> = None;
-                let mut closed = false;
-                for (_, start, text) in lines.by_ref() {
-                    if text == delimiter {
-                        closed = true;
+                loop {
+                    let Some(next) = lines.next() else {
+                        return Err(EnvFileError::NoDelimiter {
+                            line: number,
+                            delimiter: delimiter.to_owned(),
+                        });
+                    };
+                    if next.text == delimiter {
                         break;
                     }
-                    let end = start + text.len();
-                    value = Some(value.map_or((start, end), |(first, _)| (first, end)));
-                }
-                if !closed {
-                    return Err(EnvFileError::NoDelimiter { line: number, delimiter: delimiter.to_owned() });
+                    if !next.broken {
+                        return Err(EnvFileError::MissingNewline { line: number });
+                    }
+                    let end = next.start + next.text.len();
+                    value = Some(value.map_or((next.start, end), |(first, _)| (first, end)));
                 }
                 let value = value.map_or("", |(start, end)| &contents[start..end]);
                 assignments.push((name.to_owned(), value.to_owned()));
@@ -86,11 +106,25 @@ pub fn parse_assignments(contents: &str) -> Result<Vec<(String, String)>, EnvFil
     Ok(assignments)
 }
 
+/// GitHub's error for a `GITHUB_ENV` assignment it refuses: `NODE_OPTIONS`, any case.
+/// The assignment is skipped with this error annotation; the step does not fail.
+pub fn refused_env_name(name: &str) -> Option<&'static str> {
+    name.eq_ignore_ascii_case("NODE_OPTIONS")
+        .then_some("Can't store NODE_OPTIONS output parameter using '$GITHUB_ENV' command.")
+}
+
 /// The directories of a `GITHUB_PATH` file, in file order; empty lines skipped. Lines
-/// end at `\n`, `\r\n` or `\r` (.NET's `ReadAllLines`). Each is prepended to `PATH` in
-/// turn: see [`PathPrepends`].
+/// end at `\n`, `\r\n` or `\r` (.NET's `ReadAllLines`, which also drops a byte order
+/// mark). Each is prepended to `PATH` in turn: see [`PathPrepends`].
 pub fn parse_path_lines(contents: &str) -> Vec<String> {
-    contents.split('\n').flat_map(|l| l.split('\r')).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    contents
+        .strip_prefix('\u{feff}')
+        .unwrap_or(contents)
+        .split('\n')
+        .flat_map(|l| l.split('\r'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The directories `GITHUB_PATH` added during a job, in the order they were added.
@@ -128,12 +162,14 @@ impl PathPrepends {
 /// The most a `GITHUB_STEP_SUMMARY` file may hold (GitHub: 1024k).
 pub const STEP_SUMMARY_LIMIT: u64 = 1024 * 1024;
 
-/// GitHub's error for a step summary over [`STEP_SUMMARY_LIMIT`] (the summary is then
-/// dropped; the step does not fail).
+/// GitHub's error for a step summary over [`STEP_SUMMARY_LIMIT`]: an error annotation;
+/// the summary is dropped; the step does not fail.
 pub fn step_summary_too_large(size: u64) -> Option<String> {
     (size > STEP_SUMMARY_LIMIT).then(|| {
         format!(
-            "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of {}k, got {}k.",
+            "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of {}k, got {}k. \
+             For more information see: \
+             https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-markdown-summary",
             STEP_SUMMARY_LIMIT / 1024,
             size / 1024
         )
@@ -217,6 +253,33 @@ mod tests {
     }
 
     #[test]
+    fn byte_order_marks_are_dropped() {
+        assert_eq!(pairs("\u{feff}A=1\nM<<E\nx\nE\n"), [pair("A", "1"), pair("M", "x")]);
+        assert_eq!(parse_path_lines("\u{feff}/opt/bin\n"), ["/opt/bin"]);
+    }
+
+    #[test]
+    fn heredoc_ending_the_file_without_a_line_break() {
+        // As GitHub's SetEnvFileCommand_Heredoc_MissingNewLine* tests.
+        assert_eq!(
+            parse_assignments("A<<EOF\nline one\nline two EOF"),
+            Err(EnvFileError::MissingNewline { line: 1 })
+        );
+        assert_eq!(
+            parse_assignments("A<<EOF line one line two EOF"),
+            Err(EnvFileError::NoDelimiter { line: 1, delimiter: "EOF line one line two EOF".into() })
+        );
+        assert_eq!(pairs("A<<EOF\nx\nEOF"), [pair("A", "x")], "the delimiter itself may end the file");
+    }
+
+    #[test]
+    fn node_options_is_refused_in_github_env() {
+        assert!(refused_env_name("node_Options").is_some());
+        assert_eq!(refused_env_name("NODE_OPTIONS_X"), None);
+        assert_eq!(refused_env_name("PATH"), None);
+    }
+
+    #[test]
     fn path_lines() {
         assert_eq!(parse_path_lines("/a\n\n/b c\r\n/d\r/e"), ["/a", "/b c", "/d", "/e"]);
         assert!(parse_path_lines("").is_empty());
@@ -238,7 +301,11 @@ mod tests {
         assert_eq!(step_summary_too_large(STEP_SUMMARY_LIMIT), None);
         assert_eq!(
             step_summary_too_large(1536 * 1024).as_deref(),
-            Some("$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of 1024k, got 1536k.")
+            Some(
+                "$GITHUB_STEP_SUMMARY upload aborted, supports content up to a size of 1024k, got 1536k. \
+                 For more information see: \
+                 https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-markdown-summary"
+            )
         );
     }
 }

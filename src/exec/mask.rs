@@ -3,13 +3,17 @@
 //! As GitHub's runner (`SecretMasker`): every occurrence of every secret becomes `***`;
 //! occurrences that overlap or touch become one `***`, so no part of a secret shows
 //! between two masks. A multi-line secret is also masked line by line (trimmed), since
-//! output is masked a line at a time. Like GitHub's value encoders, a secret is also
-//! masked as it appears JSON-escaped (`toJSON(secrets)`) and URL-encoded.
+//! output is masked a line at a time. Each of these is also masked in the forms GitHub's
+//! value encoders give it: base64 (also without its first one or two bytes, so it is
+//! found inside `base64(user:secret)`), JSON-escaped, URL-encoded, XML-escaped, as an
+//! expression string (`'` doubled), and without surrounding double quotes.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use aho_corasick::AhoCorasick;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 
 /// What a secret becomes.
 pub const MASK: &str = "***";
@@ -32,13 +36,15 @@ impl Masker {
         if value.trim().is_empty() {
             return;
         }
-        let mut forms = vec![value.to_owned()];
-        forms.extend(value.split(['\r', '\n']).map(|line| line.trim().to_owned()));
-        forms.push(json_escaped(value));
-        forms.push(uri_escaped(value));
-
+        let mut plain = vec![value];
+        if value.contains(['\r', '\n']) {
+            plain.extend(value.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()));
+        }
         let before = self.values.len();
-        self.values.extend(forms.into_iter().filter(|f| !f.trim().is_empty()));
+        for form in plain {
+            self.values.extend(encoded_forms(form).into_iter().filter(|f| !f.trim().is_empty()));
+            self.values.insert(form.to_owned());
+        }
         if self.values.len() != before {
             self.matcher = Some(AhoCorasick::new(&self.values).expect("secrets make a valid automaton"));
         }
@@ -78,6 +84,46 @@ impl Masker {
         }
         masked.push_str(&text[copied..]);
         Cow::Owned(masked)
+    }
+}
+
+/// The forms GitHub's runner masks a value in besides itself (`ValueEncoders`).
+fn encoded_forms(value: &str) -> Vec<String> {
+    let bytes = value.as_bytes();
+    let shifted = |shift: usize| BASE64.encode(if bytes.len() > shift { &bytes[shift..] } else { bytes });
+    vec![
+        shifted(0),
+        shifted(1),
+        shifted(2),
+        value.replace('\'', "''"),
+        json_escaped(value),
+        uri_escaped(value),
+        xml_escaped(value),
+        trimmed_double_quotes(value),
+    ]
+}
+
+/// .NET's `SecurityElement.Escape`.
+fn xml_escaped(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A value of more than 8 characters in double quotes, without them (else empty).
+fn trimmed_double_quotes(value: &str) -> String {
+    match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) if value.chars().count() > 8 => inner.to_owned(),
+        _ => String::new(),
     }
 }
 
@@ -162,6 +208,28 @@ mod tests {
         let m = masker(&["p\"a ss/1\n2"]);
         assert_eq!(m.mask(r#"{"token":"p\"a ss/1\n2"}"#), r#"{"token":"***"}"#);
         assert_eq!(m.mask("https://h/?t=p%22a%20ss%2F1%0A2&x"), "https://h/?t=***&x");
+    }
+
+    #[test]
+    fn base64_forms_are_masked() {
+        let m = masker(&["password"]);
+        // base64("password"), and base64("user:password") where it is the tail.
+        assert_eq!(m.mask("cGFzc3dvcmQ="), "***");
+        for prefix in ["u:", "us:", "use:", "user:"] {
+            let encoded = BASE64.encode(format!("{prefix}password"));
+            assert!(m.mask(&encoded).contains("***"), "{prefix}: {encoded}");
+        }
+    }
+
+    #[test]
+    fn other_encoded_forms() {
+        let m = masker(&["it's <&>"]);
+        assert_eq!(m.mask("'it''s <&>'"), "'***'");
+        assert_eq!(m.mask("<v>it&apos;s &lt;&amp;&gt;</v>"), "<v>***</v>");
+        let m = masker(&["\"long secret\""]);
+        assert_eq!(m.mask("=long secret;"), "=***;");
+        let m = masker(&["\"short\""]);
+        assert_eq!(m.mask("short"), "short", "only values of more than 8 characters lose their quotes");
     }
 
     #[test]

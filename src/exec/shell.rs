@@ -208,7 +208,7 @@ fn split_arguments(arguments: &str) -> Vec<String> {
 
 /// One word for a POSIX shell: as it is when it holds only safe characters, else in
 /// single quotes.
-fn shell_quote(word: &str) -> String {
+pub fn shell_quote(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-+=:,./@%".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         word.to_owned()

@@ -21,10 +21,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::hosts::InventoryError;
+use super::report::{steps_table, JobReport};
+use super::runner::{self, Finished};
 use super::scheduler::{
     Conclusion, Concurrency, Condition, Decision, JobId, JobSpec, MatrixGroup, Scheduler, WaitReason,
 };
 use super::Farm;
+use crate::exec::job::{Conclusion as ExecConclusion, JobOutcome};
 use crate::store::{now_ms, JobStatus, SchedulingJob, StoreError};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
@@ -119,6 +122,7 @@ pub async fn run_forever(farm: Arc<Farm>) {
             continue;
         }
         let step = tokio::select! {
+            Some(finished) = driver.finished.recv() => driver.job_finished(finished).await,
             command = inbox.recv() => match command {
                 None => return,
                 Some(command) => driver.command(command).await,
@@ -172,11 +176,20 @@ struct Driver {
     held: HashMap<JobId, String>,
     /// The `runs-on` of each job the engine has, for its check run.
     labels_of: HashMap<JobId, Vec<String>>,
+    /// Why running jobs are being stopped, for their check runs.
+    stopping: HashMap<JobId, String>,
+    /// Job runners report their end here.
+    finished: mpsc::UnboundedReceiver<Finished>,
+    report_finished: mpsc::UnboundedSender<Finished>,
 }
 
 impl Driver {
     fn new(farm: Arc<Farm>) -> Driver {
+        let (report_finished, finished) = mpsc::unbounded_channel();
         Driver {
+            stopping: HashMap::new(),
+            finished,
+            report_finished,
             farm,
             scheduler: Scheduler::new(),
             runs: HashSet::new(),
@@ -190,9 +203,13 @@ impl Driver {
 
     /// Rebuilds the engine from the inventory and the store.
     async fn load(&mut self) -> Result<(), DriveError> {
-        let held = std::mem::take(&mut self.held);
-        *self = Driver::new(self.farm.clone());
-        self.held = held;
+        // Everything but the leases held and the runners' way back.
+        self.scheduler = Scheduler::new();
+        self.runs.clear();
+        self.run_of.clear();
+        self.waiting.clear();
+        self.told.clear();
+        self.labels_of.clear();
         for host in self.farm.inventory.list().await? {
             self.scheduler.add_host(host.placement_spec());
             self.scheduler.set_host_available(&host.name, host.is_available());
@@ -372,9 +389,14 @@ impl Driver {
             }
             Decision::Cancel { job, reason } => {
                 let mut next = Vec::new();
+                if self.farm.running.cancel(job) {
+                    // Its runner stops it, then reports the end (`job_finished`).
+                    tracing::info!(job, %reason, "stopping a running job");
+                    self.stopping.insert(job, reason);
+                    return Ok(next);
+                }
                 if let Some(host) = self.scheduler.host_of(job).map(str::to_owned) {
-                    // Running: the job runner stops it first; until a runner holds
-                    // it, there is nothing to stop.
+                    // Leased but not run by this process: nothing to stop.
                     next = self.scheduler.finish(job, Conclusion::Cancelled);
                     self.held.remove(&job);
                     self.release(job, &host).await?;
@@ -406,7 +428,102 @@ impl Driver {
         self.farm.outbox_waiting.notify_one();
         self.forget_waiting(job);
         self.held.insert(job, host.to_owned());
+        runner::spawn(self.farm.clone(), job, host.to_owned(), self.report_finished.clone());
         Ok(Vec::new())
+    }
+
+    /// A job's runner ended: the outcome recorded and shown on the check run, the host
+    /// released — or, after an infrastructure failure, sent to repair and the job
+    /// retried on another host (up to `server.infra_retries` times).
+    async fn job_finished(&mut self, finished: Finished) -> Result<(), DriveError> {
+        let Finished { job, host, outcome } = finished;
+        let span = tracing::info_span!("job finished", job, %host);
+        let _entered = span.enter();
+        self.held.remove(&job);
+        if outcome.infra.is_some() {
+            self.stopping.remove(&job);
+        }
+        if let Some(failure) = &outcome.infra {
+            return self.infra_failure(job, &host, &failure.reason, &outcome).await;
+        }
+        let mut report = JobReport::new(&host, &outcome);
+        if let Some(reason) =
+            self.stopping.remove(&job).filter(|_| outcome.conclusion == ExecConclusion::Cancelled)
+        {
+            report.summary = format!("{}\n\n{}", cancelled(reason).summary, report.summary);
+        }
+        let mut tx = self.farm.store.begin().await?;
+        let outputs: serde_json::Map<String, serde_json::Value> =
+            outcome.outputs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        tx.set_job_outputs(job, &outputs).await?;
+        if tx.complete_job(job, outcome.conclusion.as_str()).await? {
+            report.show(&mut tx, job).await?;
+        }
+        let run = self.run_of.get(&job).copied();
+        let run_done = match run {
+            Some(run) => tx.complete_run_if_done(run).await?.map(|c| (run, c)),
+            None => None,
+        };
+        tx.commit().await?;
+        self.farm.outbox_waiting.notify_one();
+        tracing::info!(conclusion = outcome.conclusion.as_str(), "job completed");
+        self.release(job, &host).await?;
+        self.scheduler.set_outputs(job, outcome.outputs.clone());
+        let decisions = self.scheduler.finish(job, conclusion_of(Some(outcome.conclusion.as_str())));
+        if let Some((run, conclusion)) = run_done {
+            self.run_completed(run, &conclusion);
+        }
+        self.apply_all(decisions).await
+    }
+
+    /// The host failed the job: it goes to repair; the job is retried elsewhere while
+    /// retries are left, else it fails saying why.
+    async fn infra_failure(
+        &mut self,
+        job: JobId,
+        host: &str,
+        reason: &str,
+        outcome: &JobOutcome,
+    ) -> Result<(), DriveError> {
+        tracing::warn!(%reason, "infrastructure failure");
+        match self.farm.inventory.infra_failure(host, reason).await {
+            Ok(_) | Err(InventoryError::NotFound(_)) => {}
+            Err(err @ InventoryError::Refused { .. }) => {
+                tracing::warn!(%err, "cannot send the host to repair")
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let retries = i64::from(self.farm.config.server.infra_retries);
+        let mut tx = self.farm.store.begin().await?;
+        let attempts = tx.count_infra_attempt(job).await?;
+        if attempts <= retries {
+            tx.requeue_job(job).await?;
+            tx.clear_steps(job).await?;
+            let summary = format!(
+                "Host `{host}` failed the job: {reason}\n\nThis is an infrastructure failure, not a test failure: \
+                 the job is retried on another host (retry {attempts} of {retries}) and `{host}` goes to repair."
+            );
+            tx.show_on_job_check(job, "queued", None, "Retrying on another host", &summary).await?;
+            tx.commit().await?;
+            self.farm.outbox_waiting.notify_one();
+            let decisions = self.scheduler.requeue(job);
+            self.waiting.insert(job);
+            self.told.remove(&job);
+            return self.apply_all(decisions).await;
+        }
+        tx.commit().await?;
+        let summary = format!(
+            "Host `{host}` failed the job: {reason}\n\nThis is an infrastructure failure, not a test failure; \
+             the job was tried on {} host(s) and gave up.",
+            attempts
+        );
+        let mut ending = Ending { conclusion: "failure", title: "Infrastructure failure", summary };
+        if !outcome.steps.is_empty() {
+            ending.summary.push_str(&format!("\n\n{}", steps_table(outcome)));
+        }
+        self.conclude(job, self.run_of.get(&job).copied(), &ending).await?;
+        let decisions = self.scheduler.finish(job, Conclusion::Failure);
+        self.apply_all(decisions).await
     }
 
     async fn release(&mut self, job: JobId, host: &str) -> Result<(), DriveError> {
@@ -438,18 +555,23 @@ impl Driver {
         self.farm.outbox_waiting.notify_one();
         self.forget_waiting(job);
         if let Some((run, conclusion)) = run_done {
-            tracing::info!(run, %conclusion, "run completed");
-            self.runs.remove(&run);
-            let labels_of = &mut self.labels_of;
-            self.run_of.retain(|job, r| {
-                let keep = *r != run;
-                if !keep {
-                    labels_of.remove(job);
-                }
-                keep
-            });
+            self.run_completed(run, &conclusion);
         }
         Ok(())
+    }
+
+    /// Forgets a completed run's jobs.
+    fn run_completed(&mut self, run: i64, conclusion: &str) {
+        tracing::info!(run, %conclusion, "run completed");
+        self.runs.remove(&run);
+        let labels_of = &mut self.labels_of;
+        self.run_of.retain(|job, r| {
+            let keep = *r != run;
+            if !keep {
+                labels_of.remove(job);
+            }
+            keep
+        });
     }
 
     /// Tells each waiting job's check run what it waits for, when that changed.

@@ -6,21 +6,27 @@ pub mod deliveries;
 pub mod dispatch;
 pub mod events;
 pub mod hosts;
+pub mod report;
 pub mod reporter;
 pub mod rerun;
+pub mod runner;
 pub mod scheduler;
 pub mod start;
 pub mod workflows;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::exec::keys::{load_or_generate_farm_key, openssh_public_key, KeyError, PrivateKey};
 use crate::forge::app::GithubApp;
+use crate::store::JobLogs;
 use crate::store::Store;
 use dispatch::Dispatcher;
 use hosts::Inventory;
+use runner::RunningJobs;
 
 /// What the farm's tasks share.
 pub struct Farm {
@@ -36,11 +42,18 @@ pub struct Farm {
     pub inventory: Inventory,
     /// The way to the scheduler's driver task ([`dispatch::run_forever`]).
     pub dispatcher: Dispatcher,
+    /// The jobs this process runs on hosts.
+    pub running: RunningJobs,
+    /// The jobs' log files.
+    pub logs: JobLogs,
+    /// The key the farm logs in to hosts with, loaded (or generated) at first use.
+    ssh_key: tokio::sync::OnceCell<Arc<PrivateKey>>,
 }
 
 impl Farm {
     /// A farm on `store`, reporting as `forge` when there is one.
     pub fn new(config: Config, store: Store, forge: Option<Arc<GithubApp>>) -> Farm {
+        let logs = JobLogs::in_data_dir(&config.server.data_dir, config.server.job_log_limit);
         Farm {
             config: Arc::new(config),
             store: store.clone(),
@@ -49,6 +62,38 @@ impl Farm {
             forge,
             inventory: Inventory::new(store.clone()),
             dispatcher: Dispatcher::default(),
+            running: RunningJobs::default(),
+            logs,
+            ssh_key: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The farm's SSH key: `[ssh] private_key_file`, by default `farm_ed25519` in the
+    /// data folder, generated there when it does not exist (once, even when many jobs
+    /// start at the same time).
+    pub async fn ssh_key(&self) -> Result<Arc<PrivateKey>, KeyError> {
+        let key = self
+            .ssh_key
+            .get_or_try_init(|| async {
+                let path = self.ssh_key_path();
+                let path_shown = path.display().to_string();
+                let key =
+                    tokio::task::spawn_blocking(move || load_or_generate_farm_key(&path)).await.map_err(
+                        |e| KeyError::Io { path: path_shown.into(), source: std::io::Error::other(e) },
+                    )??;
+                tracing::info!(public_key = %openssh_public_key(key.public_key()), "the farm's SSH key");
+                Ok::<_, KeyError>(Arc::new(key))
+            })
+            .await?;
+        Ok(key.clone())
+    }
+
+    /// Where the farm's SSH key lives.
+    pub fn ssh_key_path(&self) -> PathBuf {
+        self.config
+            .ssh
+            .private_key_file
+            .clone()
+            .unwrap_or_else(|| self.config.server.data_dir.join("farm_ed25519"))
     }
 }

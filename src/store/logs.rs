@@ -13,7 +13,7 @@
 //! in this process or another, which only ever see complete lines.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes buffered by [`JobLog::append`] before it writes them without waiting for a
@@ -86,6 +86,7 @@ impl JobLogs {
             segment_start: start,
             segment_len: len,
             buffer: Vec::new(),
+            stamp: (i64::MIN, String::new()),
         };
         // A writer that died mid-line left a partial line: end it, so what follows
         // starts on a line of its own.
@@ -106,7 +107,7 @@ impl JobLogs {
                 return Ok(text);
             }
             for line in lines {
-                text.push_str(&line);
+                text.push_str(&line.text);
                 text.push('\n');
             }
         }
@@ -140,17 +141,23 @@ pub struct JobLog {
     /// Bytes in the segment file, not counting the buffer.
     segment_len: u64,
     buffer: Vec<u8>,
+    /// The last stamp written and its millisecond: output comes in bursts, and one
+    /// formatting serves every line of a millisecond.
+    stamp: (i64, String),
 }
 
 impl JobLog {
     /// Appends a line stamped with the current time. The caller has masked it. A text
     /// with line breaks is written as one line per part, all with the same stamp.
     pub fn append(&mut self, line: &str) -> Result<(), LogError> {
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let now = chrono::Utc::now();
+        if now.timestamp_millis() != self.stamp.0 {
+            self.stamp = (now.timestamp_millis(), now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
         let line = line.strip_suffix('\n').unwrap_or(line);
         for part in line.split('\n') {
             let part = part.strip_suffix('\r').unwrap_or(part);
-            self.append_stamped(&stamp, part)?;
+            self.append_stamped(part)?;
         }
         if self.buffer.len() >= WRITE_BUFFER {
             self.flush()?;
@@ -158,25 +165,26 @@ impl JobLog {
         Ok(())
     }
 
-    fn append_stamped(&mut self, stamp: &str, line: &str) -> Result<(), LogError> {
-        let overhead = (stamp.len() + 2) as u64;
-        let line = if overhead + line.len() as u64 > self.segment_limit {
+    fn append_stamped(&mut self, line: &str) -> Result<(), LogError> {
+        let overhead = (self.stamp.1.len() + 2) as u64;
+        let (line, cut) = if overhead + line.len() as u64 > self.segment_limit {
             let mut end = (self.segment_limit.saturating_sub(overhead + CUT_MARK.len() as u64)) as usize;
             while !line.is_char_boundary(end) {
                 end -= 1;
             }
-            format!("{}{CUT_MARK}", &line[..end])
+            (&line[..end], CUT_MARK)
         } else {
-            line.to_owned()
+            (line, "")
         };
-        let size = overhead + line.len() as u64;
+        let size = overhead + (line.len() + cut.len()) as u64;
         let used = self.segment_len + self.buffer.len() as u64;
         if used > 0 && used + size > self.segment_limit {
             self.rotate()?;
         }
-        self.buffer.extend_from_slice(stamp.as_bytes());
+        self.buffer.extend_from_slice(self.stamp.1.as_bytes());
         self.buffer.push(b' ');
         self.buffer.extend_from_slice(line.as_bytes());
+        self.buffer.extend_from_slice(cut.as_bytes());
         self.buffer.push(b'\n');
         Ok(())
     }
@@ -231,6 +239,15 @@ impl Drop for JobLog {
     }
 }
 
+/// A line of a log, as a follower reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The line without its line break: `<UTC time> <text>`, or the note of dropped bytes.
+    pub text: String,
+    /// The offset just after it: where a follower resumes to read what follows.
+    pub end: u64,
+}
+
 /// Reads a job's log from an offset on: each call returns the complete lines written
 /// since the last (none when there is nothing new). Where the tail-keeping dropped
 /// lines the follower had not read yet, it returns a line saying how many bytes.
@@ -248,7 +265,7 @@ impl LogFollower {
 
     /// The complete lines written since the last call (at most about 1 MiB of them),
     /// without their line breaks.
-    pub fn next_lines(&mut self) -> Result<Vec<String>, LogError> {
+    pub fn next_lines(&mut self) -> Result<Vec<LogLine>, LogError> {
         // The writer may delete the segment between the listing and the read: list again.
         for _ in 0..3 {
             match self.try_next_lines() {
@@ -259,40 +276,45 @@ impl LogFollower {
         self.try_next_lines()
     }
 
-    fn try_next_lines(&mut self) -> Result<Vec<String>, LogError> {
+    fn try_next_lines(&mut self) -> Result<Vec<LogLine>, LogError> {
         let segments = match segments(&self.dir) {
             Err(err) if err.source.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             result => result?,
         };
         let mut lines = Vec::new();
         let Some(&oldest) = segments.first() else { return Ok(lines) };
-        if self.offset < oldest {
-            lines.push(dropped_note(oldest - self.offset));
-            self.offset = oldest;
+        // Moved on only once all is read: a failed read is tried again from the start.
+        let mut offset = self.offset;
+        if offset < oldest {
+            lines.push(LogLine { text: dropped_note(oldest - offset), end: oldest });
+            offset = oldest;
         }
         // The segment holding the offset: the last one starting at or before it.
-        let first = segments.partition_point(|&start| start <= self.offset) - 1;
+        let first = segments.partition_point(|&start| start <= offset) - 1;
         let mut budget = READ_CHUNK;
         for (i, &start) in segments.iter().enumerate().skip(first) {
             let path = segment_path(&self.dir, start);
-            let mut file = File::open(&path).map_err(at(&path))?;
-            file.seek(SeekFrom::Start(self.offset - start)).map_err(at(&path))?;
+            let mut file = BufReader::new(File::open(&path).map_err(at(&path))?);
+            file.seek(SeekFrom::Start(offset - start)).map_err(at(&path))?;
             let mut bytes = Vec::new();
-            file.take(budget).read_to_end(&mut bytes).map_err(at(&path))?;
-            let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
-                // A line longer than the budget cannot be, lines are at most half
-                // a segment; so nothing complete yet.
-                break;
-            };
-            let complete = &bytes[..end];
-            lines.extend(String::from_utf8_lossy(complete).split('\n').map(str::to_owned));
-            self.offset += end as u64 + 1;
-            budget -= end as u64 + 1;
-            let segment_end = segments.get(i + 1).copied();
-            if budget == 0 || segment_end != Some(self.offset) {
+            (&mut file).take(budget).read_to_end(&mut bytes).map_err(at(&path))?;
+            if bytes.len() as u64 == budget && bytes.last() != Some(&b'\n') {
+                // A line may be longer than one read: finish it.
+                file.read_until(b'\n', &mut bytes).map_err(at(&path))?;
+            }
+            // Nothing after the last line break is complete yet.
+            let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else { break };
+            for line in bytes[..=end].split_inclusive(|&b| b == b'\n') {
+                offset += line.len() as u64;
+                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                lines.push(LogLine { text, end: offset });
+            }
+            budget = budget.saturating_sub(end as u64 + 1);
+            if budget == 0 || segments.get(i + 1) != Some(&offset) {
                 break;
             }
         }
+        self.offset = offset;
         Ok(lines)
     }
 }
@@ -386,9 +408,14 @@ mod tests {
         log.append("second").unwrap();
         log.flush().unwrap();
         let lines = follower.next_lines().unwrap();
-        assert_eq!(lines.iter().map(|l| text_of(l)).collect::<Vec<_>>(), ["first", "second"]);
+        assert_eq!(lines.iter().map(|l| text_of(&l.text)).collect::<Vec<_>>(), ["first", "second"]);
+        assert_eq!(lines[0].end, lines[0].text.len() as u64 + 1);
+        assert_eq!(lines[1].end, log.len());
         assert!(follower.next_lines().unwrap().is_empty());
         assert_eq!(follower.offset(), log.len());
+        // Resuming after a line reads what follows it.
+        let again = logs.follow(3, lines[0].end).next_lines().unwrap();
+        assert_eq!(again, lines[1..]);
         // Half a line (a writer that died mid-write) is not returned until complete.
         let path = segment_path(&dir.path().join("3"), 0);
         OpenOptions::new()
@@ -404,8 +431,8 @@ mod tests {
         log.flush().unwrap();
         let lines = follower.next_lines().unwrap();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].ends_with(" par"), "the partial line was ended: {lines:?}");
-        assert_eq!(text_of(&lines[1]), "third");
+        assert!(lines[0].text.ends_with(" par"), "the partial line was ended: {lines:?}");
+        assert_eq!(text_of(&lines[1].text), "third");
     }
 
     #[test]
@@ -446,7 +473,8 @@ mod tests {
 
         // A follower that kept up saw every line, in order, nothing dropped.
         assert_eq!(followed.len(), 1000);
-        assert!(followed.iter().enumerate().all(|(n, l)| text_of(l) == format!("line {n:04}")));
+        assert!(followed.iter().enumerate().all(|(n, l)| text_of(&l.text) == format!("line {n:04}")));
+        assert!(followed.windows(2).all(|w| w[1].end == w[0].end + 35));
     }
 
     #[test]
@@ -467,8 +495,12 @@ mod tests {
         let stored: u64 =
             fs::read_dir(dir.path().join("2")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
         let oldest = log.len() - stored;
-        assert_eq!(lines[0], format!("[… {} bytes of earlier output dropped …]", oldest - from));
-        assert_eq!(lines.last().map(|l| text_of(l)), Some("later 199"));
+        let note = LogLine {
+            text: format!("[… {} bytes of earlier output dropped …]", oldest - from),
+            end: oldest,
+        };
+        assert_eq!(lines[0], note);
+        assert_eq!(lines.last().map(|l| text_of(&l.text)), Some("later 199"));
         assert_eq!(follower.offset(), log.len());
     }
 
@@ -484,6 +516,24 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].len() <= 1024 && lines[0].ends_with(CUT_MARK), "{}", lines[0].len());
         assert_eq!(text_of(lines.last().unwrap()), "after");
+    }
+
+    #[test]
+    fn a_line_longer_than_one_read_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = JobLogs::new(dir.path(), 16 << 20);
+        let mut log = logs.open(6).unwrap();
+        let long = "x".repeat(3 * READ_CHUNK as usize);
+        log.append("short").unwrap();
+        log.append(&long).unwrap();
+        log.append("after").unwrap();
+        drop(log);
+        let mut follower = logs.follow(6, 0);
+        let mut lines = Vec::new();
+        for _ in 0..10 {
+            lines.extend(follower.next_lines().unwrap().into_iter().map(|l| l.text[25..].to_owned()));
+        }
+        assert_eq!(lines, ["short".to_owned(), long, "after".to_owned()]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use deliveries::{Delivery, DeliveryInsert, DISPATCH_ID_PREFIX};
 pub use execution::{JobToRun, NeededJob, StepState};
 pub use jobs::{JobCheck, SchedulingJob};
 pub use jobs_read::{JobCheckRunRecord, JobQuery, JobRecord, RunQuery, RunRecord, StepRecord};
-pub use logs::{JobLog, JobLogs, LogError, LogFollower};
+pub use logs::{JobLog, JobLogs, LogError, LogFollower, LogLine};
 pub use metrics::{DeliveryCounts, FarmCounts, JobWaits, QueuedJobs};
 pub use outbox::{OutboxItem, PendingCheckRun};
 pub use runs::{

@@ -33,6 +33,32 @@ pub struct AppState {
     pub admin_token: Option<api::AdminToken>,
     /// The control plane, for the runs, jobs and dispatch endpoints.
     pub farm: Arc<crate::farm::Farm>,
+    /// Set when the server stops: endless responses (followed logs) end, as graceful
+    /// shutdown waits for every response to finish.
+    pub stopping: Stopping,
+}
+
+/// Whether the server is stopping; clones share it.
+#[derive(Debug, Clone)]
+pub struct Stopping(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Stopping {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Returns once [`Stopping::stop`] has been called.
+    pub async fn stopped(&self) {
+        let mut stopping = self.0.subscribe();
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -76,6 +76,35 @@ impl FarmServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server as `systemctl stop` does (SIGTERM); whether it exited within
+    /// `within`. It is killed either way.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        false
+    }
+
+    /// Starts the stopped (or killed) server again on the same data folder and address,
+    /// as a restarted service comes back for its clients.
+    pub fn restart_at_same_address(&mut self) {
+        self.kill();
+        let path = self.dir.path().join("farm.toml");
+        let config = std::fs::read_to_string(&path).expect("config");
+        let config = config.replacen("listen = \"127.0.0.1:0\"", &format!("listen = \"{}\"", self.addr), 1);
+        std::fs::write(&path, config).expect("config");
+        let (child, addr) = spawn(&path);
+        self.child = child;
+        assert_eq!(addr, self.addr);
+    }
+
     /// Writes a file under the server's folder (the config's folder), e.g. a workflow.
     pub fn write(&self, path: &str, text: &str) {
         let path = self.dir.path().join(path);

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod farm;
 pub mod forge;
+pub mod lab;
 pub mod postgres;
 pub mod testhost;
 

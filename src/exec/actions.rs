@@ -1,0 +1,221 @@
+//! The actions a `uses:` step may name on this farm (DESIGN.md): `actions/checkout`,
+//! `actions/upload-artifact` and `metalfarm/reboot`, run by the runner itself.
+
+use indexmap::IndexMap;
+use tokio::time::Instant;
+
+use super::host::process_command;
+use super::job::{infra, Conclusion, JobRun, StepError};
+use super::shell::shell_quote;
+use super::ssh::SshError;
+
+/// A built-in action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltIn {
+    Checkout,
+    UploadArtifact,
+    Reboot,
+}
+
+/// The built-in action `uses` names, if it names one this runner runs.
+pub fn built_in(uses: &str) -> Option<BuiltIn> {
+    let (name, version) = uses.split_once('@')?;
+    match (name.to_ascii_lowercase().as_str(), version) {
+        ("actions/checkout", v) if !v.is_empty() => Some(BuiltIn::Checkout),
+        ("actions/upload-artifact", v) if !v.is_empty() => Some(BuiltIn::UploadArtifact),
+        ("metalfarm/reboot", "v1") => Some(BuiltIn::Reboot),
+        _ => None,
+    }
+}
+
+/// How long `metalfarm/reboot` waits for the host by default.
+const DEFAULT_REBOOT_TIMEOUT_SECS: u64 = 600;
+
+/// `metalfarm/reboot@v1`: reboots the host and waits until SSH answers with a new boot id.
+pub(super) async fn reboot(
+    run: &mut JobRun<'_>,
+    with: &IndexMap<String, String>,
+    deadline: Instant,
+) -> Result<Conclusion, StepError> {
+    let timeout = match with.get("timeout") {
+        Some(text) => humantime::parse_duration(text.trim())
+            .or_else(|_| text.trim().parse::<u64>().map(std::time::Duration::from_secs))
+            .map_err(|_| {
+                StepError::Failed(format!("`timeout` must be a duration like `10m`, not `{text}`"))
+            })?,
+        None => std::time::Duration::from_secs(DEFAULT_REBOOT_TIMEOUT_SECS),
+    };
+    let until = (Instant::now() + timeout).min(deadline);
+    let old_boot = run.host().boot_id.clone();
+    run.log(&format!("Rebooting host {} (boot id {old_boot})", run.host().target.name));
+    run.flush().await;
+    // Detached and a moment late, so that this command returns before the host goes.
+    let command = "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &";
+    match run.host().session().output(command).await {
+        Ok(_) | Err(SshError::Lost { .. }) => {}
+        Err(err) => return Err(infra(err)),
+    }
+    let mut host = run.host.take().expect("the host is open while steps run");
+    let back = host.reconnect(until.saturating_duration_since(Instant::now()), Some(&old_boot)).await;
+    run.host = Some(host);
+    match back {
+        Ok(()) => {
+            run.log(&format!("The host is back with boot id {}", run.host().boot_id));
+            Ok(Conclusion::Success)
+        }
+        Err(failure) => Err(StepError::Infra(failure)),
+    }
+}
+
+/// `actions/checkout`: the repository at the event's commit, into the workspace.
+pub(super) async fn checkout(
+    run: &mut JobRun<'_>,
+    with: &IndexMap<String, String>,
+    _env: &IndexMap<String, String>,
+    number: i64,
+    deadline: Instant,
+) -> Result<Conclusion, StepError> {
+    let Some(source) = run.definition.checkout.clone() else {
+        return Err(StepError::Failed("actions/checkout: this job has no repository to check out".into()));
+    };
+    let input = |name: &str| with.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let url = match input("repository") {
+        Some(repository) => {
+            let server = run.github_str("server_url");
+            format!("{}/{repository}.git", server.trim_end_matches('/'))
+        }
+        None => source.clone_url.clone(),
+    };
+    let wanted = input("ref").unwrap_or_else(|| source.sha.clone());
+    let depth: u32 = match input("fetch-depth") {
+        Some(text) => text.parse().map_err(|_| {
+            StepError::Failed(format!("actions/checkout: `fetch-depth` must be a number, not `{text}`"))
+        })?,
+        None => 1,
+    };
+    let submodules = input("submodules").unwrap_or_else(|| "false".into()).to_ascii_lowercase();
+    let dest = match input("path") {
+        Some(path) => format!("{}/{path}", run.dirs.workspace),
+        None => run.dirs.workspace.clone(),
+    };
+    let mut git = String::from("git");
+    if let Some(token) = &source.token {
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        run.filter.masker.add(token);
+        run.filter.masker.add(&basic);
+        git.push_str(&format!(
+            " -c http.extraheader={}",
+            shell_quote(&format!("AUTHORIZATION: basic {basic}"))
+        ));
+    }
+    let fetch = if depth == 0 {
+        format!("{git} fetch --prune --tags origin '+refs/heads/*:refs/remotes/origin/*'")
+    } else {
+        format!("{git} fetch --no-tags --depth={depth} origin {}", shell_quote(&wanted))
+    };
+    let checkout = if depth == 0 {
+        format!("git checkout --force {}", shell_quote(&wanted))
+    } else {
+        "git checkout --force FETCH_HEAD".into()
+    };
+    let mut script = format!(
+        "set -e\nmkdir -p {dest}\ncd {dest}\nif [ ! -d .git ]; then git init -q .; fi\n\
+         git remote remove origin 2>/dev/null || true\ngit remote add origin {url}\n\
+         echo \"Fetching {shown}\"\n{fetch}\n{checkout}\ngit clean -ffdx -q\n",
+        dest = shell_quote(&dest),
+        url = shell_quote(&url),
+        shown = wanted.replace('"', ""),
+    );
+    match submodules.as_str() {
+        "true" => script.push_str(&format!("{git} submodule update --init --depth=1\n")),
+        "recursive" => script.push_str(&format!("{git} submodule update --init --recursive --depth=1\n")),
+        _ => {}
+    }
+    script.push_str("git log -1 --format='HEAD is now at %h %s'\n");
+    let path = format!("{}/checkout-{number}.sh", run.dirs.temp);
+    run.host().session().write_file(&path, script.as_bytes(), 0o700).await.map_err(infra)?;
+    let pid_file = format!("{}/checkout-{number}.pid", run.dirs.temp);
+    let command = process_command(&pid_file, &format!("sh {}", shell_quote(&path)));
+    let end = run.run_streaming(&command, &pid_file, deadline).await?;
+    Ok(run.conclusion_of(end, "actions/checkout"))
+}
+
+/// `actions/upload-artifact`: the files under `path` (one pattern a line, relative to
+/// the workspace) copied into the farm's artifact store as artifact `name`.
+pub(super) async fn upload_artifact(
+    run: &mut JobRun<'_>,
+    with: &IndexMap<String, String>,
+    _number: i64,
+) -> Result<Conclusion, StepError> {
+    let Some(store) = run.definition.artifacts_dir.clone() else {
+        return Err(StepError::Failed("actions/upload-artifact: this farm keeps no artifacts here".into()));
+    };
+    let name = with.get("name").map(|n| n.trim()).filter(|n| !n.is_empty()).unwrap_or("artifact").to_owned();
+    if name.contains('/') || name.contains("..") || name.contains('\\') {
+        return Err(StepError::Failed(format!("actions/upload-artifact: invalid artifact name `{name}`")));
+    }
+    let Some(patterns) = with.get("path").filter(|p| !p.trim().is_empty()) else {
+        return Err(StepError::Failed("actions/upload-artifact: input `path` is required".into()));
+    };
+    let if_no_files = with.get("if-no-files-found").map(|v| v.trim().to_ascii_lowercase());
+    // The host's shell expands the patterns; `find` lists the files under each.
+    let mut listing = format!("cd {} || exit 1\n", shell_quote(&run.dirs.workspace));
+    for pattern in patterns.lines().map(str::trim).filter(|p| !p.is_empty() && !p.starts_with('!')) {
+        // Globs are for the host's shell to expand; nothing else of the shell's is.
+        if pattern.contains(['$', '`', '"', '\\', ';', '&', '|', '<', '>', '(', ')']) {
+            return Err(StepError::Failed(format!(
+                "actions/upload-artifact: unsupported characters in path `{pattern}`"
+            )));
+        }
+        listing.push_str(&format!("for p in {pattern}; do [ -e \"$p\" ] && find \"$p\" -type f; done\n"));
+    }
+    let out = run.host().session().output(&listing).await.map_err(infra)?;
+    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_start_matches("./").to_owned())
+        .collect();
+    let files: Vec<String> = files.into_iter().filter(|f| !f.is_empty()).collect();
+    if files.is_empty() {
+        let message =
+            format!("No files were found with the provided path: {patterns}. No artifacts will be uploaded.");
+        return match if_no_files.as_deref() {
+            Some("error") => Err(StepError::Failed(message)),
+            Some("ignore") => {
+                run.log(&message);
+                Ok(Conclusion::Success)
+            }
+            _ => {
+                run.filter.annotate(super::commands::Annotation {
+                    level: super::commands::AnnotationLevel::Warning,
+                    message,
+                    file: None,
+                    line: None,
+                    end_line: None,
+                    col: None,
+                    end_column: None,
+                    title: None,
+                });
+                Ok(Conclusion::Success)
+            }
+        };
+    }
+    let target = store.join(&name);
+    let mut total = 0u64;
+    for file in &files {
+        if file.split('/').any(|part| part == "..") {
+            continue;
+        }
+        let remote =
+            if file.starts_with('/') { file.clone() } else { format!("{}/{file}", run.dirs.workspace) };
+        let local = target.join(file.trim_start_matches('/'));
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StepError::Failed(format!("cannot store artifact `{name}`: {e}")))?;
+        }
+        total += run.host().session().download(&remote, &local).await.map_err(infra)?;
+    }
+    run.log(&format!("Artifact `{name}`: {} file(s), {total} bytes", files.len()));
+    run.artifacts.push(name);
+    Ok(Conclusion::Success)
+}
