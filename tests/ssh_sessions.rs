@@ -191,6 +191,14 @@ async fn exec_reports_output_streams_apart_and_how_the_command_ended() {
     let (a, b) = tokio::join!(session.output("sleep 0.5; echo a"), session.output("sleep 0.5; echo b"));
     assert_eq!(a.unwrap().stdout, b"a\n");
     assert_eq!(b.unwrap().stdout, b"b\n");
+
+    // Commands dropped before their exit was read give their channel back: more
+    // than the host's MaxSessions (100 on the test hosts) leave the session usable.
+    for _ in 0..120 {
+        let mut execution = session.exec("echo x").await.unwrap();
+        assert_eq!(execution.next().await.unwrap(), ExecEvent::Stdout(b"x\n".to_vec()));
+    }
+    assert!(session.output("true").await.unwrap().status.success());
     assert!(!session.is_closed());
 }
 
