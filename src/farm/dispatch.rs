@@ -446,7 +446,12 @@ impl Driver {
         if let Some(failure) = &outcome.infra {
             return self.infra_failure(job, &host, &failure.reason, &outcome).await;
         }
-        let mut report = JobReport::new(&host, &outcome);
+        let run = self.run_of.get(&job).copied();
+        let artifacts_url = run.map(|run| {
+            let base = self.farm.config.server.public_url.trim_end_matches('/');
+            format!("{base}/api/v1/runs/{run}/artifacts")
+        });
+        let mut report = JobReport::new(&host, &outcome, artifacts_url.as_deref());
         if let Some(reason) =
             self.stopping.remove(&job).filter(|_| outcome.conclusion == ExecConclusion::Cancelled)
         {
@@ -459,7 +464,6 @@ impl Driver {
         if tx.complete_job(job, outcome.conclusion.as_str()).await? {
             report.show(&mut tx, job).await?;
         }
-        let run = self.run_of.get(&job).copied();
         let run_done = match run {
             Some(run) => tx.complete_run_if_done(run).await?.map(|c| (run, c)),
             None => None,
