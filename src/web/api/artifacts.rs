@@ -129,14 +129,37 @@ async fn file(
     if path.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ApiError::not_found(format!("no file `{path}` in artifact `{name}`")));
     }
-    let contents = match tokio::fs::read(dir.join(relative)).await {
-        Ok(contents) => contents,
-        Err(err) if matches!(err.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::IsADirectory) => {
-            return Err(ApiError::not_found(format!("no file `{path}` in artifact `{name}`")));
-        }
+    let not_found = || ApiError::not_found(format!("no file `{path}` in artifact `{name}`"));
+    let file = match tokio::fs::File::open(dir.join(relative)).await {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
         Err(err) => return Err(ApiError::internal(&err)),
     };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], contents).into_response())
+    let meta = file.metadata().await.map_err(|e| ApiError::internal(&e))?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    // Streamed: an artifact (a kernel log, a disk image) may be larger than the server's memory.
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(buffer), file))
+            }
+            Err(err) => Some((Err(err), file)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
 }
 
 /// The directory of artifact `name` of run `id`, or 404.
