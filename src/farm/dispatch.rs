@@ -449,7 +449,12 @@ impl Driver {
         if let Some(failure) = &outcome.infra {
             return self.infra_failure(job, &host, &failure.reason, &outcome).await;
         }
-        let mut report = JobReport::new(&host, &outcome);
+        let run = self.run_of.get(&job).copied();
+        let artifacts_url = run.map(|run| {
+            let base = self.farm.config.server.public_url.trim_end_matches('/');
+            format!("{base}/api/v1/runs/{run}/artifacts")
+        });
+        let mut report = JobReport::new(&host, &outcome, artifacts_url.as_deref());
         if let Some(failures) = self.retried.remove(&job) {
             let lines: Vec<String> = failures.iter().map(|f| format!("- {f}")).collect();
             report.summary = format!(
@@ -470,7 +475,6 @@ impl Driver {
         if tx.complete_job(job, outcome.conclusion.as_str()).await? {
             report.show(&mut tx, job).await?;
         }
-        let run = self.run_of.get(&job).copied();
         let run_done = match run {
             Some(run) => tx.complete_run_if_done(run).await?.map(|c| (run, c)),
             None => None,
