@@ -2,6 +2,7 @@
 //! the host is (home, boot id, whether it has bash), and running one process there in
 //! its own process group so that a timeout or a cancellation kills all of it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -159,14 +160,15 @@ impl HostSession {
 
     /// Runs `command` with its output going to `output`, until it ends, `deadline`
     /// passes or `cancel` fires — then its whole process group is killed. The command
-    /// must start with `echo $$ > PIDFILE; exec …` (see [`process_command`]).
-    pub async fn run_process(
+    /// must start with `echo $$ > PIDFILE; exec …` (see [`process_command`]). The next
+    /// output is read only once `output`'s future is done: that is the backpressure.
+    pub async fn run_process<F: Future<Output = ()>>(
         &self,
         command: &str,
         pid_file: &str,
         deadline: Option<Instant>,
         cancel: &CancellationToken,
-        mut output: impl FnMut(&ExecEvent),
+        mut output: impl FnMut(&ExecEvent) -> F,
     ) -> Result<ProcessEnd, SshError> {
         let mut execution = self.session.exec(command).await?;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -181,7 +183,7 @@ impl HostSession {
                     if let ExecEvent::Exit(status) = &event {
                         return Ok(stop.unwrap_or_else(|| ProcessEnd::Exited(status.clone())));
                     }
-                    output(&event);
+                    output(&event).await;
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_none() => {
                     stop = Some(ProcessEnd::TimedOut);

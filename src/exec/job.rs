@@ -822,7 +822,9 @@ impl<'a> JobRun<'a> {
         // to its end, as on GitHub; only its timeout stops it.
         let cancel = if self.cancel.is_cancelled() { CancellationToken::new() } else { self.cancel.clone() };
         let filter = &mut self.filter;
-        let mut pending = Vec::new();
+        // Each chunk's lines go to the observer before the next chunk is read: the log
+        // is live, and a slow observer slows the stream (down to the host) instead of
+        // output piling up in memory.
         let result = host
             .run_process(command, pid_file, Some(deadline), &cancel, |event| {
                 match event {
@@ -830,14 +832,20 @@ impl<'a> JobRun<'a> {
                     ExecEvent::Stderr(bytes) => filter.stderr(bytes),
                     ExecEvent::Exit(_) => {}
                 }
-                pending.extend(filter.take_lines());
+                let lines = filter.take_lines();
+                let events = events.clone();
+                async move {
+                    if !lines.is_empty() {
+                        let _ = events.send(RunnerEvent::Log(lines)).await;
+                    }
+                }
             })
             .await;
         self.host = Some(host);
         self.filter.end_output();
-        pending.extend(self.filter.take_lines());
-        if !pending.is_empty() {
-            let _ = events.send(RunnerEvent::Log(pending)).await;
+        let rest = self.filter.take_lines();
+        if !rest.is_empty() {
+            let _ = events.send(RunnerEvent::Log(rest)).await;
         }
         match result {
             Ok(end) => Ok(end),
