@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +77,9 @@ pub enum ProcessEnd {
 impl HostSession {
     /// Connects and asks the host what it is; a full disk is refused here.
     pub async fn open(target: &HostTarget) -> Result<HostSession, InfraFailure> {
-        let session =
-            Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone()).await?;
+        let session = Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone())
+            .await
+            .map_err(|e| InfraFailure::new(format!("host {}: {e}", target.name)))?;
         let host_key = session.host_key().to_owned();
         let mut host = HostSession {
             target: target.clone(),
@@ -159,17 +161,17 @@ impl HostSession {
         self.probe().await
     }
 
-    /// Runs `command` with its output going to `output`, until it ends, `deadline`
-    /// passes or `cancel` fires — then its whole process group is killed. The command
-    /// must start with `echo $$ > PIDFILE; exec …` (see [`process_command`]). The next
-    /// output is read only once `output`'s future is done: that is the backpressure.
-    pub async fn run_process<F: Future<Output = ()>>(
+    /// Runs `command` with its output going to `output` (read no faster than it is
+    /// taken from there), until it ends, `deadline` passes or `cancel` fires — then its
+    /// whole process group is killed. The command must start with
+    /// `echo $$ > PIDFILE; exec …` (see [`process_command`]).
+    pub async fn run_process(
         &self,
         command: &str,
         pid_file: &str,
         deadline: Option<Instant>,
         cancel: &CancellationToken,
-        mut output: impl FnMut(&ExecEvent) -> F,
+        output: mpsc::Sender<ExecEvent>,
     ) -> Result<ProcessEnd, SshError> {
         let mut execution = self.session.exec(command).await?;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -187,7 +189,8 @@ impl HostSession {
                     if let ExecEvent::Exit(status) = &event {
                         return Ok(stop.unwrap_or_else(|| ProcessEnd::Exited(status.clone())));
                     }
-                    output(&event).await;
+                    // The reader went away: nobody wants the rest.
+                    let _ = output.send(event).await;
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_none() => {
                     stop = Some(ProcessEnd::TimedOut);

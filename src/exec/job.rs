@@ -821,32 +821,28 @@ impl<'a> JobRun<'a> {
         // A step that runs after the job was cancelled (`always()`, `cancelled()`) runs
         // to its end, as on GitHub; only its timeout stops it.
         let cancel = if self.cancel.is_cancelled() { CancellationToken::new() } else { self.cancel.clone() };
+        // The output is filtered and sent on while the process runs: a live log, and
+        // SSH flow control holds the host back when the log cannot keep up.
+        let (output, mut heard) = mpsc::channel(16);
         let filter = &mut self.filter;
-        // Each chunk's lines go to the observer before the next chunk is read: the log
-        // is live, and a slow observer slows the stream (down to the host) instead of
-        // output piling up in memory.
-        let result = host
-            .run_process(command, pid_file, Some(deadline), &cancel, |event| {
+        let forward = async {
+            while let Some(event) = heard.recv().await {
                 match event {
-                    ExecEvent::Stdout(bytes) => filter.stdout(bytes),
-                    ExecEvent::Stderr(bytes) => filter.stderr(bytes),
+                    ExecEvent::Stdout(bytes) => filter.stdout(&bytes),
+                    ExecEvent::Stderr(bytes) => filter.stderr(&bytes),
                     ExecEvent::Exit(_) => {}
                 }
                 let lines = filter.take_lines();
-                let events = events.clone();
-                async move {
-                    if !lines.is_empty() {
-                        let _ = events.send(RunnerEvent::Log(lines)).await;
-                    }
+                if !lines.is_empty() {
+                    let _ = events.send(RunnerEvent::Log(lines)).await;
                 }
-            })
-            .await;
+            }
+        };
+        let (result, ()) =
+            tokio::join!(host.run_process(command, pid_file, Some(deadline), &cancel, output), forward);
         self.host = Some(host);
         self.filter.end_output();
-        let rest = self.filter.take_lines();
-        if !rest.is_empty() {
-            let _ = events.send(RunnerEvent::Log(rest)).await;
-        }
+        self.flush().await;
         match result {
             Ok(end) => Ok(end),
             Err(err) => Err(StepError::Infra(self.lost(err).await)),

@@ -178,6 +178,8 @@ struct Driver {
     labels_of: HashMap<JobId, Vec<String>>,
     /// Why running jobs are being stopped, for their check runs.
     stopping: HashMap<JobId, String>,
+    /// The infrastructure failures each job met before, for its final check run.
+    retried: HashMap<JobId, Vec<String>>,
     /// Job runners report their end here.
     finished: mpsc::UnboundedReceiver<Finished>,
     report_finished: mpsc::UnboundedSender<Finished>,
@@ -188,6 +190,7 @@ impl Driver {
         let (report_finished, finished) = mpsc::unbounded_channel();
         Driver {
             stopping: HashMap::new(),
+            retried: HashMap::new(),
             finished,
             report_finished,
             farm,
@@ -447,6 +450,14 @@ impl Driver {
             return self.infra_failure(job, &host, &failure.reason, &outcome).await;
         }
         let mut report = JobReport::new(&host, &outcome);
+        if let Some(failures) = self.retried.remove(&job) {
+            let lines: Vec<String> = failures.iter().map(|f| format!("- {f}")).collect();
+            report.summary = format!(
+                "{}\n\nRetried after infrastructure failures (not test failures):\n{}\n",
+                report.summary.trim_end(),
+                lines.join("\n")
+            );
+        }
         if let Some(reason) =
             self.stopping.remove(&job).filter(|_| outcome.conclusion == ExecConclusion::Cancelled)
         {
@@ -496,6 +507,7 @@ impl Driver {
         let retries = i64::from(self.farm.config.server.infra_retries);
         let mut tx = self.farm.store.begin().await?;
         let attempts = tx.count_infra_attempt(job).await?;
+        self.retried.entry(job).or_default().push(format!("host `{host}`: {reason}"));
         if attempts <= retries {
             tx.requeue_job(job).await?;
             tx.clear_steps(job).await?;
@@ -512,10 +524,11 @@ impl Driver {
             return self.apply_all(decisions).await;
         }
         tx.commit().await?;
+        let failures = self.retried.remove(&job).unwrap_or_default();
         let summary = format!(
-            "Host `{host}` failed the job: {reason}\n\nThis is an infrastructure failure, not a test failure; \
-             the job was tried on {} host(s) and gave up.",
-            attempts
+            "This is an infrastructure failure, not a test failure: the job was tried on {attempts} host(s) \
+             and gave up.\n\n{}",
+            failures.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
         );
         let mut ending = Ending { conclusion: "failure", title: "Infrastructure failure", summary };
         if !outcome.steps.is_empty() {
