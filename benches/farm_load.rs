@@ -36,7 +36,7 @@ const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"
 const JOBS_PER_MATRIX: usize = 200;
 /// `GET /api/v1/jobs` lists at most this many (its `limit` maximum).
 const MAX_JOBS: usize = 500;
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(250);
 /// Resident memory the serve process should stay under.
 const RSS_TARGET_MB: f64 = 300.0;
 
@@ -102,7 +102,7 @@ async fn measure(lab: &TestHosts, hosts: usize, mib: usize, timeout: Duration) -
 
     println!("farm_load: {hosts} jobs × {mib} MiB of output on {hosts} hosts, one push");
     println!(
-        "  wall {:.1} s from the push to the last completion (polled every {} ms); at most {most_in_progress} \
+        "  wall {:.1} s from the push to the last completion (polled every {} ms); {most_in_progress} seen \
          in progress at once, on {hosts_used} hosts",
         wall.as_secs_f64(),
         POLL.as_millis()
