@@ -452,3 +452,72 @@ jobs:
     assert!(failure.reason.contains("host-1"), "{}", failure.reason);
     assert!(log.contains("Infrastructure failure"), "{log}");
 }
+
+#[tokio::test]
+async fn a_full_disk_is_an_infrastructure_failure_before_any_step() {
+    let hosts = TestHosts::start(1);
+    // The home folder fills up: a 1 MiB file system over it.
+    let full = hosts.host(0).run("mount -t tmpfs -o size=1m tmpfs /root");
+    assert!(full.status.success(), "{}", String::from_utf8_lossy(&full.stderr));
+    let ran = run(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    steps:\n      - run: echo never\n",
+        &hosts,
+    )
+    .await;
+    let failure =
+        ran.outcome.infra.as_ref().unwrap_or_else(|| panic!("an infrastructure failure: {}", ran.log_text()));
+    assert!(failure.reason.contains("disk of host host-1 is full"), "{}", failure.reason);
+    assert!(ran.outcome.steps.is_empty());
+}
+
+#[tokio::test]
+async fn output_reaches_the_observer_while_the_step_still_runs() {
+    let hosts = TestHosts::start(1);
+    let definition = definition(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    steps:\n      \
+         - run: |\n          echo first\n          while [ ! -e /root/go ]; do sleep 0.1; done\n          echo second\n",
+        "test",
+    );
+    let (events, mut heard) = mpsc::channel(64);
+    let target = target(&hosts, hosts.host(0));
+    let job =
+        tokio::spawn(async move { run_job(&definition, &target, events, CancellationToken::new()).await });
+    // The step waits for /root/go, which is made only once its first line was heard.
+    let mut log = Vec::new();
+    while !log.iter().any(|l| l == "first") {
+        match tokio::time::timeout(Duration::from_secs(60), heard.recv()).await {
+            Ok(Some(RunnerEvent::Log(lines))) => log.extend(lines),
+            Ok(Some(_)) => {}
+            other => panic!("the first line never came while the step ran: {other:?}; log: {log:?}"),
+        }
+    }
+    assert!(hosts.host(0).run("touch /root/go").status.success());
+    while let Some(event) = heard.recv().await {
+        if let RunnerEvent::Log(lines) = event {
+            log.extend(lines);
+        }
+    }
+    let outcome = job.await.unwrap();
+    assert_eq!(outcome.conclusion, Conclusion::Success, "{log:?}");
+    assert!(log.iter().any(|l| l == "second"), "{log:?}");
+}
+
+#[tokio::test]
+async fn a_job_timeout_fails_the_job_and_skips_what_is_left() {
+    let hosts = TestHosts::start(1);
+    let ran = run(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    timeout-minutes: 0.05\n    steps:\n      \
+         - run: sleep 600\n      - run: echo never\n",
+        &hosts,
+    )
+    .await;
+    let log = ran.log_text();
+    assert_eq!(ran.outcome.conclusion, Conclusion::Failure, "log:\n{log}");
+    assert_eq!(ran.output(2), Conclusion::Skipped);
+    assert!(
+        ran.outcome.annotations.iter().any(|a| a.message.contains("maximum execution time of 0.05 minutes")),
+        "{:?}",
+        ran.outcome.annotations
+    );
+    assert!(!hosts.host(0).run("pgrep -x sleep").status.success(), "the step's sleep was killed");
+}

@@ -191,6 +191,14 @@ async fn exec_reports_output_streams_apart_and_how_the_command_ended() {
     let (a, b) = tokio::join!(session.output("sleep 0.5; echo a"), session.output("sleep 0.5; echo b"));
     assert_eq!(a.unwrap().stdout, b"a\n");
     assert_eq!(b.unwrap().stdout, b"b\n");
+
+    // Commands dropped before their exit was read give their channel back: more
+    // than the host's MaxSessions (100 on the test hosts) leave the session usable.
+    for _ in 0..120 {
+        let mut execution = session.exec("echo x").await.unwrap();
+        assert_eq!(execution.next().await.unwrap(), ExecEvent::Stdout(b"x\n".to_vec()));
+    }
+    assert!(session.output("true").await.unwrap().status.success());
     assert!(!session.is_closed());
 }
 
@@ -373,6 +381,8 @@ async fn a_host_that_dies_mid_command_is_lost() {
     assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert!(session.is_closed());
     assert!(matches!(session.output("true").await, Err(SshError::Lost { .. })));
+    let err = session.read_file("/etc/hostname").await.unwrap_err();
+    assert!(matches!(err, SshError::Lost { .. }), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,6 +73,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let farm = Arc::new(Farm::new(config, store.clone(), forge.clone()));
     let hosts = farm.inventory.sync_config(&farm.config.hosts).await.context("in the config file")?;
     tracing::info!(hosts = hosts.len(), "inventory loaded");
+    for host in &hosts {
+        crate::farm::runner::learn_host_key(farm.clone(), host.name.clone());
+    }
     let dispatcher = tokio::spawn(crate::farm::dispatch::run_forever(farm.clone()));
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));

@@ -8,6 +8,7 @@ use super::host::process_command;
 use super::job::{infra, Conclusion, JobRun, StepError};
 use super::shell::shell_quote;
 use super::ssh::SshError;
+use crate::workflow::filters::Pattern;
 
 /// A built-in action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +128,18 @@ pub(super) async fn checkout(
         url = shell_quote(&url),
         shown = wanted.replace('"', ""),
     );
+    // git refuses `file://` submodules by default (CVE-2022-39253); a farm that clones
+    // from local mirrors has its submodules there too, and the job runs as root anyway.
+    let submodule_git = if url.starts_with("file://") || url.starts_with('/') {
+        format!("{git} -c protocol.file.allow=always")
+    } else {
+        git.clone()
+    };
     match submodules.as_str() {
-        "true" => script.push_str(&format!("{git} submodule update --init --depth=1\n")),
-        "recursive" => script.push_str(&format!("{git} submodule update --init --recursive --depth=1\n")),
+        "true" => script.push_str(&format!("{submodule_git} submodule update --init --depth=1\n")),
+        "recursive" => {
+            script.push_str(&format!("{submodule_git} submodule update --init --recursive --depth=1\n"))
+        }
         _ => {}
     }
     script.push_str("git log -1 --format='HEAD is now at %h %s'\n");
@@ -142,7 +152,9 @@ pub(super) async fn checkout(
 }
 
 /// `actions/upload-artifact`: the files under `path` (one pattern a line, relative to
-/// the workspace) copied into the farm's artifact store as artifact `name`.
+/// the workspace; `!pattern` excludes) copied into the farm's artifact store as artifact
+/// `name`. As GitHub's action does, the artifact's root is the least common ancestor of
+/// the search paths (a pattern's directory before its first wildcard; a file's directory).
 pub(super) async fn upload_artifact(
     run: &mut JobRun<'_>,
     with: &IndexMap<String, String>,
@@ -159,23 +171,42 @@ pub(super) async fn upload_artifact(
         return Err(StepError::Failed("actions/upload-artifact: input `path` is required".into()));
     };
     let if_no_files = with.get("if-no-files-found").map(|v| v.trim().to_ascii_lowercase());
-    // The host's shell expands the patterns; `find` lists the files under each.
-    let mut listing = format!("cd {} || exit 1\n", shell_quote(&run.dirs.workspace));
-    for pattern in patterns.lines().map(str::trim).filter(|p| !p.is_empty() && !p.starts_with('!')) {
+    let workspace = run.dirs.workspace.clone();
+    let lines: Vec<&str> = patterns.lines().map(str::trim).filter(|p| !p.is_empty()).collect();
+    let (excludes, includes): (Vec<&str>, Vec<&str>) = lines.into_iter().partition(|p| p.starts_with('!'));
+    let excludes = excludes
+        .iter()
+        .map(|p| Pattern::parse(&format!("!{}", absolute(&workspace, &p[1..]))))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StepError::Failed(format!("actions/upload-artifact: {e}")))?;
+    // The host's shell expands the patterns; `find` lists the files under each, each
+    // line tagged with its pattern's index.
+    let mut listing = format!("cd {} || exit 1\n", shell_quote(&workspace));
+    for (index, pattern) in includes.iter().enumerate() {
         // Globs are for the host's shell to expand; nothing else of the shell's is.
-        if pattern.contains(['$', '`', '"', '\\', ';', '&', '|', '<', '>', '(', ')']) {
+        if pattern.contains(['$', '`', '"', '\\', ';', '&', '|', '<', '>', '(', ')', '\'']) {
             return Err(StepError::Failed(format!(
                 "actions/upload-artifact: unsupported characters in path `{pattern}`"
             )));
         }
-        listing.push_str(&format!("for p in {pattern}; do [ -e \"$p\" ] && find \"$p\" -type f; done\n"));
+        listing.push_str(&format!(
+            "for p in {pattern}; do [ -e \"$p\" ] && find \"$p\" -type f -exec printf '{index}\\t%s\\n' {{}} +; done\n"
+        ));
     }
     let out = run.host().session().output(&listing).await.map_err(infra)?;
-    let files: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_start_matches("./").to_owned())
-        .collect();
-    let files: Vec<String> = files.into_iter().filter(|f| !f.is_empty()).collect();
+    let mut files: Vec<String> = Vec::new();
+    let mut found_by: Vec<Vec<String>> = vec![Vec::new(); includes.len()];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((index, path)) = line.split_once('\t') else { continue };
+        let (Ok(index), path) = (index.parse::<usize>(), absolute(&workspace, path)) else { continue };
+        if excludes.iter().any(|p| p.body_matches(&path)) || index >= includes.len() {
+            continue;
+        }
+        found_by[index].push(path.clone());
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
     if files.is_empty() {
         let message =
             format!("No files were found with the provided path: {patterns}. No artifacts will be uploaded.");
@@ -200,22 +231,90 @@ pub(super) async fn upload_artifact(
             }
         };
     }
+    let roots: Vec<String> = includes
+        .iter()
+        .zip(&found_by)
+        .map(|(pattern, found)| search_root(&absolute(&workspace, pattern), pattern, found))
+        .collect();
+    let root = common_ancestor(&roots);
     let target = store.join(&name);
     let mut total = 0u64;
-    for file in &files {
-        if file.split('/').any(|part| part == "..") {
-            continue;
-        }
-        let remote =
-            if file.starts_with('/') { file.clone() } else { format!("{}/{file}", run.dirs.workspace) };
-        let local = target.join(file.trim_start_matches('/'));
+    for remote in &files {
+        let relative = remote.strip_prefix(&root).unwrap_or(remote).trim_start_matches('/');
+        let local = target.join(relative);
         if let Some(parent) = local.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StepError::Failed(format!("cannot store artifact `{name}`: {e}")))?;
         }
-        total += run.host().session().download(&remote, &local).await.map_err(infra)?;
+        total += run.host().session().download(remote, &local).await.map_err(infra)?;
     }
     run.log(&format!("Artifact `{name}`: {} file(s), {total} bytes", files.len()));
     run.artifacts.push(name);
     Ok(Conclusion::Success)
+}
+
+/// `path` made absolute under `base`, with `.` and `..` resolved and no trailing `/`.
+fn absolute(base: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') { path.to_owned() } else { format!("{base}/{path}") };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Where a pattern's search starts: the directory before its first wildcard; for a
+/// plain path, the path itself when a directory, its directory when a file.
+fn search_root(pattern: &str, written: &str, found: &[String]) -> String {
+    let has_glob = |part: &str| part.contains(['*', '?', '[']);
+    if written.split('/').any(has_glob) {
+        let parts: Vec<&str> = pattern.split('/').take_while(|p| !has_glob(p)).collect();
+        return parts.join("/");
+    }
+    if found.len() == 1 && found[0] == pattern {
+        return pattern.rsplit_once('/').map_or("/".to_owned(), |(dir, _)| dir.to_owned());
+    }
+    pattern.to_owned()
+}
+
+/// The longest common directory of absolute paths.
+fn common_ancestor(paths: &[String]) -> String {
+    let mut common: Option<Vec<&str>> = None;
+    for path in paths {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        common = Some(match common {
+            None => parts,
+            Some(prefix) => prefix.iter().zip(&parts).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
+        });
+    }
+    format!("/{}", common.unwrap_or_default().join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_roots_as_github_chooses_them() {
+        let ws = "/w/ws";
+        assert_eq!(absolute(ws, "./out/../out/a.txt"), "/w/ws/out/a.txt");
+        assert_eq!(absolute(ws, "/abs/dir/"), "/abs/dir");
+        assert_eq!(search_root("/w/ws/out/*.txt", "out/*.txt", &[]), "/w/ws/out");
+        assert_eq!(search_root("/w/ws/out/**/x/*.log", "out/**/x/*.log", &[]), "/w/ws/out");
+        let file = vec!["/w/ws/build/r.html".to_owned()];
+        assert_eq!(search_root("/w/ws/build/r.html", "build/r.html", &file), "/w/ws/build");
+        assert_eq!(
+            search_root("/w/ws/out/logs", "out/logs/", &["/w/ws/out/logs/a".into()]),
+            "/w/ws/out/logs"
+        );
+        assert_eq!(common_ancestor(&["/w/ws/out".into(), "/w/ws/out/logs".into()]), "/w/ws/out");
+        assert_eq!(common_ancestor(&["/w/ws/a".into(), "/w/ws/b/c".into()]), "/w/ws");
+        assert_eq!(common_ancestor(&["/a".into(), "/b".into()]), "/");
+    }
 }

@@ -2,8 +2,11 @@
 //! the host is (home, boot id, whether it has bash), and running one process there in
 //! its own process group so that a timeout or a cancellation kills all of it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -74,8 +77,9 @@ pub enum ProcessEnd {
 impl HostSession {
     /// Connects and asks the host what it is; a full disk is refused here.
     pub async fn open(target: &HostTarget) -> Result<HostSession, InfraFailure> {
-        let session =
-            Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone()).await?;
+        let session = Session::connect(&target.address, target.port, &target.ssh, target.host_key.clone())
+            .await
+            .map_err(|e| InfraFailure::new(format!("host {}: {e}", target.name)))?;
         let host_key = session.host_key().to_owned();
         let mut host = HostSession {
             target: target.clone(),
@@ -157,16 +161,17 @@ impl HostSession {
         self.probe().await
     }
 
-    /// Runs `command` with its output going to `output`, until it ends, `deadline`
-    /// passes or `cancel` fires — then its whole process group is killed. The command
-    /// must start with `echo $$ > PIDFILE; exec …` (see [`process_command`]).
+    /// Runs `command` with its output going to `output` (read no faster than it is
+    /// taken from there), until it ends, `deadline` passes or `cancel` fires — then its
+    /// whole process group is killed. The command must start with
+    /// `echo $$ > PIDFILE; exec …` (see [`process_command`]).
     pub async fn run_process(
         &self,
         command: &str,
         pid_file: &str,
         deadline: Option<Instant>,
         cancel: &CancellationToken,
-        mut output: impl FnMut(&ExecEvent),
+        output: mpsc::Sender<ExecEvent>,
     ) -> Result<ProcessEnd, SshError> {
         let mut execution = self.session.exec(command).await?;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -174,6 +179,9 @@ impl HostSession {
         let mut stop: Option<ProcessEnd> = None;
         let mut signals = ["INT", "TERM", "KILL"].into_iter();
         let mut next_signal_at = far;
+        // A signal goes over the same connection, which stalls while this command's
+        // output is not taken: the output is read on while a signal is on its way.
+        let mut signalling: Option<SignalOnItsWay<'_>> = None;
         loop {
             tokio::select! {
                 event = execution.next() => {
@@ -181,7 +189,8 @@ impl HostSession {
                     if let ExecEvent::Exit(status) = &event {
                         return Ok(stop.unwrap_or_else(|| ProcessEnd::Exited(status.clone())));
                     }
-                    output(&event);
+                    // The reader went away: nobody wants the rest.
+                    let _ = output.send(event).await;
                 }
                 _ = tokio::time::sleep_until(deadline), if stop.is_none() => {
                     stop = Some(ProcessEnd::TimedOut);
@@ -191,12 +200,14 @@ impl HostSession {
                     stop = Some(ProcessEnd::Cancelled);
                     next_signal_at = Instant::now();
                 }
-                _ = tokio::time::sleep_until(next_signal_at), if stop.is_some() => {
+                sent = async { signalling.as_mut().expect("a signal on its way").await }, if signalling.is_some() => {
+                    signalling = None;
+                    sent?;
+                    next_signal_at = Instant::now() + KILL_GRACE;
+                }
+                _ = tokio::time::sleep_until(next_signal_at), if stop.is_some() && signalling.is_none() => {
                     match signals.next() {
-                        Some(signal) => {
-                            self.signal_group(pid_file, signal).await?;
-                            next_signal_at = Instant::now() + KILL_GRACE;
-                        }
+                        Some(signal) => signalling = Some(Box::pin(self.signal_group(pid_file, signal))),
                         // Killed and still no exit: the channel is stuck; give up on it.
                         None => return Ok(stop.clone().unwrap_or(ProcessEnd::Cancelled)),
                     }
@@ -214,6 +225,9 @@ impl HostSession {
         self.session.output(&command).await.map(|_| ())
     }
 }
+
+/// [`HostSession::signal_group`] under way.
+type SignalOnItsWay<'a> = Pin<Box<dyn Future<Output = Result<(), SshError>> + Send + 'a>>;
 
 /// The command line that runs `program` (a shell command line) as the leader of its
 /// own process group: sshd starts each command in a new session, and `exec` keeps

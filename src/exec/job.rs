@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, BuiltIn};
 use super::commands::{Annotation, AnnotationLevel};
+use super::composite::{self, ActionScope};
 use super::envfiles;
 use super::host::{process_command, HostSession, HostTarget, InfraFailure, ProcessEnd};
 use super::mask::Masker;
@@ -213,6 +214,7 @@ pub async fn run_job(
         reports: Vec::new(),
         summary: String::new(),
         artifacts: Vec::new(),
+        action: None,
     };
     let result = run.run(target).await;
     run.finish(result).await
@@ -231,7 +233,7 @@ fn failed_before_start(reason: String) -> JobOutcome {
     }
 }
 
-fn error_annotation(message: &str) -> Annotation {
+pub(super) fn error_annotation(message: &str) -> Annotation {
     Annotation {
         level: AnnotationLevel::Error,
         message: message.to_owned(),
@@ -267,19 +269,21 @@ pub(super) struct JobRun<'a> {
     /// `GITHUB_PATH` entries, newest first.
     path: Vec<String>,
     /// `steps.<id>`: outputs, outcome, conclusion.
-    steps: IndexMap<String, Value>,
-    status: JobStatus,
+    pub(super) steps: IndexMap<String, Value>,
+    pub(super) status: JobStatus,
     timed_out: bool,
     reports: Vec<StepReport>,
     summary: String,
     /// Names of the artifacts uploaded.
     pub(super) artifacts: Vec<String>,
+    /// Set while a composite action's steps run (composite.rs).
+    pub(super) action: Option<ActionScope>,
 }
 
 /// A step ended: how, and what it set.
-struct StepEnd {
-    outcome: Conclusion,
-    outputs: IndexMap<String, String>,
+pub(super) struct StepEnd {
+    pub(super) outcome: Conclusion,
+    pub(super) outputs: IndexMap<String, String>,
 }
 
 impl<'a> JobRun<'a> {
@@ -523,6 +527,10 @@ impl<'a> JobRun<'a> {
         github.insert("job".into(), Value::String(self.definition.job_key.clone()));
         github.insert("workspace".into(), Value::String(self.dirs.workspace.clone()));
         github.insert("event_path".into(), Value::String(self.dirs.event_path.clone()));
+        if let Some(action) = &self.action {
+            github.insert("action_path".into(), Value::String(action.path.clone()));
+            contexts.insert("inputs".into(), action.inputs.clone());
+        }
         contexts.insert("github".into(), Value::Object(github));
         contexts.insert(
             "env".into(),
@@ -570,7 +578,7 @@ impl<'a> JobRun<'a> {
         template.eval(&cx).map_err(|e| e.message)
     }
 
-    fn eval_string(&self, text: &str, env: &IndexMap<String, String>) -> Result<String, String> {
+    pub(super) fn eval_string(&self, text: &str, env: &IndexMap<String, String>) -> Result<String, String> {
         self.eval_template(text, env).map(|v| v.coerce_to_string())
     }
 
@@ -623,7 +631,7 @@ impl<'a> JobRun<'a> {
         Ok(vars)
     }
 
-    fn step_name(&self, step: &Step, number: i64) -> String {
+    pub(super) fn step_name(&self, step: &Step, number: i64) -> String {
         if let Some(name) = &step.name {
             if let Ok(text) = self.eval_string(&name.value, &self.env) {
                 return text;
@@ -640,7 +648,7 @@ impl<'a> JobRun<'a> {
     }
 
     /// The step's `if`: `success()` unless it names a status function.
-    fn step_condition(&self, step: &Step) -> Result<bool, String> {
+    pub(super) fn step_condition(&self, step: &Step) -> Result<bool, String> {
         let text = step.if_.as_ref().map(|t| strip_wrapper(&t.value).to_owned());
         let text = text.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| "success()".to_owned());
         let expr = Expr::parse(&text, &RUNTIME).map_err(|e| format!("The step's `if` is invalid: {e}"))?;
@@ -651,18 +659,21 @@ impl<'a> JobRun<'a> {
         Ok(if expr.uses_status_function() { value } else { value && self.status == JobStatus::Success })
     }
 
-    fn step_continues_on_error(&self, step: &Step) -> bool {
+    pub(super) fn step_continues_on_error(&self, step: &Step) -> bool {
         step.continue_on_error.as_ref().is_some_and(|c| self.bool_of(&c.value))
     }
 
-    async fn run_step(
+    pub(super) async fn run_step(
         &mut self,
         step: &Step,
         number: i64,
         job_deadline: Instant,
     ) -> Result<StepEnd, StepError> {
         let mut env = self.env.clone();
-        let step_env = self.layer_env(&step.env, &self.env).map_err(StepError::Failed)?;
+        if let Some(action) = &self.action {
+            env.extend(action.env.clone());
+        }
+        let step_env = self.layer_env(&step.env, &env).map_err(StepError::Failed)?;
         env.extend(step_env);
         let timeout = step.timeout_minutes.as_ref().and_then(|t| self.number_of(&t.value));
         let deadline = match timeout.filter(|m| *m > 0.0) {
@@ -671,6 +682,9 @@ impl<'a> JobRun<'a> {
         };
         if let Some(uses) = &step.uses {
             let with = self.step_inputs(step, &env)?;
+            if uses.value.starts_with("./") {
+                return composite::run_local(self, &uses.value, &with, &env, number, deadline).await;
+            }
             return match actions::built_in(&uses.value) {
                 Some(action) => self.run_action(action, &with, &env, number, deadline).await,
                 None => Err(StepError::Failed(format!(
@@ -703,9 +717,19 @@ impl<'a> JobRun<'a> {
         pick: impl Fn(&RunDefaults) -> Option<crate::workflow::model::Text>,
         env: &IndexMap<String, String>,
     ) -> Result<Option<String>, StepError> {
+        // A composite action's steps do not take the workflow's `defaults.run`.
+        let inherited = self.action.is_none();
         let text = own
-            .or_else(|| self.job.defaults.as_ref().and_then(&pick).map(|t| t.value))
-            .or_else(|| self.definition.workflow.defaults.as_ref().and_then(&pick).map(|t| t.value));
+            .or_else(|| self.job.defaults.as_ref().filter(|_| inherited).and_then(&pick).map(|t| t.value))
+            .or_else(|| {
+                self.definition
+                    .workflow
+                    .defaults
+                    .as_ref()
+                    .filter(|_| inherited)
+                    .and_then(&pick)
+                    .map(|t| t.value)
+            });
         text.map(|t| self.eval_string(&t, env).map_err(StepError::Failed)).transpose()
     }
 
@@ -821,24 +845,28 @@ impl<'a> JobRun<'a> {
         // A step that runs after the job was cancelled (`always()`, `cancelled()`) runs
         // to its end, as on GitHub; only its timeout stops it.
         let cancel = if self.cancel.is_cancelled() { CancellationToken::new() } else { self.cancel.clone() };
+        // The output is filtered and sent on while the process runs: a live log, and
+        // SSH flow control holds the host back when the log cannot keep up.
+        let (output, mut heard) = mpsc::channel(16);
         let filter = &mut self.filter;
-        let mut pending = Vec::new();
-        let result = host
-            .run_process(command, pid_file, Some(deadline), &cancel, |event| {
+        let forward = async {
+            while let Some(event) = heard.recv().await {
                 match event {
-                    ExecEvent::Stdout(bytes) => filter.stdout(bytes),
-                    ExecEvent::Stderr(bytes) => filter.stderr(bytes),
+                    ExecEvent::Stdout(bytes) => filter.stdout(&bytes),
+                    ExecEvent::Stderr(bytes) => filter.stderr(&bytes),
                     ExecEvent::Exit(_) => {}
                 }
-                pending.extend(filter.take_lines());
-            })
-            .await;
+                let lines = filter.take_lines();
+                if !lines.is_empty() {
+                    let _ = events.send(RunnerEvent::Log(lines)).await;
+                }
+            }
+        };
+        let (result, ()) =
+            tokio::join!(host.run_process(command, pid_file, Some(deadline), &cancel, output), forward);
         self.host = Some(host);
         self.filter.end_output();
-        pending.extend(self.filter.take_lines());
-        if !pending.is_empty() {
-            let _ = events.send(RunnerEvent::Log(pending)).await;
-        }
+        self.flush().await;
         match result {
             Ok(end) => Ok(end),
             Err(err) => Err(StepError::Infra(self.lost(err).await)),

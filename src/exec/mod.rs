@@ -12,9 +12,11 @@
 //! - [`output`]: a step's output to log lines: commands taken out, secrets masked.
 //! - [`job`]: runs a job's steps as GitHub's runner does.
 //! - [`actions`]: the built-in actions (`actions/checkout`, `actions/upload-artifact`, `metalfarm/reboot`).
+//! - [`composite`]: local composite actions (`uses: ./path`), run as steps of the job.
 
 pub mod actions;
 pub mod commands;
+pub mod composite;
 pub mod envfiles;
 pub mod hash_files;
 pub mod host;

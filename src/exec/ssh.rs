@@ -180,6 +180,9 @@ pub struct Session {
     handle: client::Handle<Client>,
     /// Opened on first use, then shared by every file operation.
     sftp: OnceCell<SftpSession>,
+    /// How long an SFTP request may wait for its answer: past the keepalives'
+    /// verdict, so a silent host is reported as lost, not as a slow request.
+    sftp_timeout: Duration,
 }
 
 impl Session {
@@ -213,6 +216,9 @@ impl Session {
             window_size: 16 * 1024 * 1024,
             nodelay: true,
             maximum_packet_size: 256 * 1024,
+            // Messages (up to a packet each) queued per channel while the runner is
+            // busy; russh's 100 cost up to 25 MiB per streaming job.
+            channel_buffer_size: 8,
             preferred: russh::Preferred { cipher: Cow::Borrowed(CIPHERS), ..russh::Preferred::DEFAULT },
             ..Default::default()
         });
@@ -221,11 +227,17 @@ impl Session {
                 .await
                 .map_err(|e| SshError::Connect { address: target.clone(), message: e.to_string() })?;
             let mut handle = client::connect_stream(config, stream, client).await.map_err(|e| match e {
-                russh::Error::UnknownKey => {
-                    let got = offered.lock().unwrap().as_ref().map(keys::fingerprint).unwrap_or_default();
-                    let expected = pinned.as_ref().map(keys::fingerprint).unwrap_or_default();
-                    SshError::HostKeyChanged { address: target.clone(), expected, got }
-                }
+                russh::Error::UnknownKey => match (offered.lock().unwrap().as_ref(), &pinned) {
+                    (Some(got), Some(expected)) => SshError::HostKeyChanged {
+                        address: target.clone(),
+                        expected: keys::fingerprint(expected),
+                        got: keys::fingerprint(got),
+                    },
+                    _ => SshError::Connect {
+                        address: target.clone(),
+                        message: "the host offered a host certificate; the farm pins plain host keys".into(),
+                    },
+                },
                 e => SshError::Connect { address: target.clone(), message: e.to_string() },
             })?;
             let key = PrivateKeyWithHashAlg::new(options.key.clone(), None);
@@ -245,7 +257,8 @@ impl Session {
         let host_key =
             offered.lock().unwrap().as_ref().map(keys::host_key_text).expect("the handshake saw a host key");
         tracing::debug!(address = %target, "ssh session open");
-        Ok(Session { address: target, host_key, handle, sftp: OnceCell::new() })
+        let sftp_timeout = options.keepalive_interval * (options.keepalive_max as u32 + 2);
+        Ok(Session { address: target, host_key, handle, sftp: OnceCell::new(), sftp_timeout })
     }
 
     /// Connects to a host that is rebooting: retries until it answers with a boot id
@@ -321,7 +334,7 @@ impl Session {
     pub async fn exec(&self, command: &str) -> Result<Execution, SshError> {
         let channel = self.handle.channel_open_session().await.map_err(|e| self.channel_error(e))?;
         channel.exec(true, command).await.map_err(|e| self.channel_error(e))?;
-        Ok(Execution { channel, address: self.address.clone(), status: None, ended: false })
+        Ok(Execution { channel: Some(channel), address: self.address.clone(), status: None, ended: false })
     }
 
     /// Runs `command` and collects its output.
@@ -455,9 +468,15 @@ impl Session {
             .get_or_try_init(|| async {
                 let channel = self.handle.channel_open_session().await.map_err(|e| self.channel_error(e))?;
                 channel.request_subsystem(true, "sftp").await.map_err(|e| self.channel_error(e))?;
-                SftpSession::new(channel.into_stream()).await.map_err(|e| SshError::Protocol {
-                    address: self.address.clone(),
-                    message: format!("SFTP did not start: {e}"),
+                let config = russh_sftp::client::Config {
+                    request_timeout_secs: self.sftp_timeout.as_secs().max(1),
+                    ..Default::default()
+                };
+                SftpSession::new_with_config(channel.into_stream(), config).await.map_err(|e| {
+                    SshError::Protocol {
+                        address: self.address.clone(),
+                        message: format!("SFTP did not start: {e}"),
+                    }
                 })
             })
             .await
@@ -482,6 +501,7 @@ impl Session {
             }
             Error::Status(status) => SshError::Sftp { address, path, message: status.error_message },
             e if self.handle.is_closed() => SshError::Lost { address, message: format!("{path}: {e}") },
+            Error::Timeout => SshError::Timeout { address, after: self.sftp_timeout },
             e => SshError::Sftp { address, path, message: e.to_string() },
         }
     }
@@ -519,11 +539,13 @@ impl Session {
     }
 }
 
-/// A command running on its own channel. Dropping it closes the channel (the host
-/// sends the command SIGHUP only when it has a terminal; the runner kills process
-/// groups itself).
+/// A command running on its own channel. Dropping it before the exit closes the
+/// channel, but the command goes on running (without a terminal the host does not
+/// signal it) and OpenSSH counts it against `MaxSessions` (10 per connection by
+/// default) until it ends: kill what you abandon.
 pub struct Execution {
-    channel: russh::Channel<client::Msg>,
+    /// `None` only while dropping.
+    channel: Option<russh::Channel<client::Msg>>,
     address: String,
     status: Option<ExitStatus>,
     ended: bool,
@@ -542,8 +564,9 @@ impl Execution {
         }
         // OpenSSH may send the exit status before the last output: the command
         // has ended only when the channel closes.
+        let channel = self.channel.as_mut().expect("the channel is there until dropped");
         loop {
-            match self.channel.wait().await {
+            match channel.wait().await {
                 Some(ChannelMsg::Data { data }) => return Ok(ExecEvent::Stdout(data.to_vec())),
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     return Ok(ExecEvent::Stderr(data.to_vec()))
@@ -583,6 +606,22 @@ fn host_port(address: &str, port: u16) -> String {
         format!("[{address}]:{port}")
     } else {
         format!("{address}:{port}")
+    }
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        let Some(channel) = self.channel.take() else { return };
+        if self.ended {
+            return;
+        }
+        // Closing is a message to the session's task; without a runtime (at exit)
+        // the connection is going away anyway.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = channel.close().await;
+            });
+        }
     }
 }
 

@@ -178,6 +178,8 @@ struct Driver {
     labels_of: HashMap<JobId, Vec<String>>,
     /// Why running jobs are being stopped, for their check runs.
     stopping: HashMap<JobId, String>,
+    /// The infrastructure failures each job met before, for its final check run.
+    retried: HashMap<JobId, Vec<String>>,
     /// Job runners report their end here.
     finished: mpsc::UnboundedReceiver<Finished>,
     report_finished: mpsc::UnboundedSender<Finished>,
@@ -188,6 +190,7 @@ impl Driver {
         let (report_finished, finished) = mpsc::unbounded_channel();
         Driver {
             stopping: HashMap::new(),
+            retried: HashMap::new(),
             finished,
             report_finished,
             farm,
@@ -446,7 +449,20 @@ impl Driver {
         if let Some(failure) = &outcome.infra {
             return self.infra_failure(job, &host, &failure.reason, &outcome).await;
         }
-        let mut report = JobReport::new(&host, &outcome);
+        let run = self.run_of.get(&job).copied();
+        let artifacts_url = run.map(|run| {
+            let base = self.farm.config.server.public_url.trim_end_matches('/');
+            format!("{base}/api/v1/runs/{run}/artifacts")
+        });
+        let mut report = JobReport::new(&host, &outcome, artifacts_url.as_deref());
+        if let Some(failures) = self.retried.remove(&job) {
+            let lines: Vec<String> = failures.iter().map(|f| format!("- {f}")).collect();
+            report.summary = format!(
+                "{}\n\nRetried after infrastructure failures (not test failures):\n{}\n",
+                report.summary.trim_end(),
+                lines.join("\n")
+            );
+        }
         if let Some(reason) =
             self.stopping.remove(&job).filter(|_| outcome.conclusion == ExecConclusion::Cancelled)
         {
@@ -459,7 +475,6 @@ impl Driver {
         if tx.complete_job(job, outcome.conclusion.as_str()).await? {
             report.show(&mut tx, job).await?;
         }
-        let run = self.run_of.get(&job).copied();
         let run_done = match run {
             Some(run) => tx.complete_run_if_done(run).await?.map(|c| (run, c)),
             None => None,
@@ -496,6 +511,7 @@ impl Driver {
         let retries = i64::from(self.farm.config.server.infra_retries);
         let mut tx = self.farm.store.begin().await?;
         let attempts = tx.count_infra_attempt(job).await?;
+        self.retried.entry(job).or_default().push(format!("host `{host}`: {reason}"));
         if attempts <= retries {
             tx.requeue_job(job).await?;
             tx.clear_steps(job).await?;
@@ -512,10 +528,11 @@ impl Driver {
             return self.apply_all(decisions).await;
         }
         tx.commit().await?;
+        let failures = self.retried.remove(&job).unwrap_or_default();
         let summary = format!(
-            "Host `{host}` failed the job: {reason}\n\nThis is an infrastructure failure, not a test failure; \
-             the job was tried on {} host(s) and gave up.",
-            attempts
+            "This is an infrastructure failure, not a test failure: the job was tried on {attempts} host(s) \
+             and gave up.\n\n{}",
+            failures.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
         );
         let mut ending = Ending { conclusion: "failure", title: "Infrastructure failure", summary };
         if !outcome.steps.is_empty() {

@@ -19,7 +19,9 @@ pub struct JobReport {
 }
 
 impl JobReport {
-    pub fn new(host: &str, outcome: &JobOutcome) -> JobReport {
+    /// `artifacts_url`: where the run's artifacts are served
+    /// (`{public_url}/api/v1/runs/{run}/artifacts`), to link each of them.
+    pub fn new(host: &str, outcome: &JobOutcome, artifacts_url: Option<&str>) -> JobReport {
         let failed = outcome.steps.iter().find(|s| s.conclusion == Conclusion::Failure);
         let title = match (outcome.conclusion, failed) {
             (Conclusion::Success, _) => format!("Succeeded on {host}"),
@@ -31,8 +33,15 @@ impl JobReport {
         let mut summary = format!("Ran on host `{host}`.\n\n{}", steps_table(outcome));
         if !outcome.artifacts.is_empty() {
             summary.push_str("\n**Artifacts:** ");
-            summary
-                .push_str(&outcome.artifacts.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "));
+            let shown: Vec<String> = outcome
+                .artifacts
+                .iter()
+                .map(|a| match artifacts_url {
+                    Some(base) => format!("[`{a}`]({}/{a})", base.trim_end_matches('/')),
+                    None => format!("`{a}`"),
+                })
+                .collect();
+            summary.push_str(&shown.join(", "));
             summary.push('\n');
         }
         if !outcome.summary.trim().is_empty() {

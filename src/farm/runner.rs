@@ -16,7 +16,8 @@ use tracing::Instrument;
 use super::Farm;
 use crate::exec::host::{HostTarget, InfraFailure};
 use crate::exec::job::{run_job, CheckoutSource, Conclusion, JobDefinition, JobOutcome, RunnerEvent};
-use crate::exec::ssh::{HostKeyPolicy, SshOptions};
+use crate::exec::keys::{fingerprint, parse_public_key};
+use crate::exec::ssh::{HostKeyPolicy, Session, SshOptions};
 use crate::store::{JobToRun, NeededJob, StepState, StoreError};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
@@ -89,6 +90,44 @@ pub fn spawn(farm: Arc<Farm>, job: i64, host: String, finished: mpsc::UnboundedS
     );
 }
 
+/// Learns and pins the SSH key of a host that has none pinned yet (a host just added),
+/// in the background; a host that does not answer now gets its key pinned at its
+/// first job instead.
+pub fn learn_host_key(farm: Arc<Farm>, name: String) {
+    let span = tracing::info_span!("learn host key", host = %name);
+    tokio::spawn(
+        async move {
+            match learn(&farm, &name).await {
+                Ok(Some(fingerprint)) => tracing::info!(%fingerprint, "pinned the host's SSH key"),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(%err, "cannot learn the host's SSH key now; it is pinned at its first job")
+                }
+            }
+        }
+        .instrument(span),
+    );
+}
+
+async fn learn(farm: &Farm, name: &str) -> Result<Option<String>, RunError> {
+    if farm.store.host_key(name).await?.is_some() {
+        return Ok(None);
+    }
+    let host = farm.inventory.get(name).await.map_err(|e| RunError::Host(e.to_string()))?;
+    let key = farm.ssh_key().await.map_err(|e| RunError::Host(e.to_string()))?;
+    let options = SshOptions::from_config(&farm.config.ssh, key);
+    let session = Session::connect(&host.address, host.port, &options, HostKeyPolicy::TrustOnFirstUse)
+        .await
+        .map_err(|e| RunError::Host(e.to_string()))?;
+    let offered = session.host_key().to_owned();
+    session.close().await;
+    if !farm.store.pin_first_host_key(name, &offered).await? {
+        return Ok(None);
+    }
+    let fingerprint = parse_public_key(&offered).map(|k| fingerprint(&k)).unwrap_or_default();
+    Ok(Some(fingerprint))
+}
+
 #[derive(Debug, thiserror::Error)]
 enum RunError {
     #[error(transparent)]
@@ -139,7 +178,13 @@ async fn run(
     let host = farm.inventory.get(host_name).await.map_err(|e| RunError::Host(e.to_string()))?;
     let pinned = farm.store.host_key(host_name).await?;
     let needed = farm.store.needed_jobs(job.run_id, &job.needs).await?;
-    let definition = definition(farm, &job, &needed)?;
+    let mut definition = definition(farm, &job, &needed)?;
+    if let Some(token) = clone_token(farm, &job, &definition).await {
+        definition.masked.push(token.clone());
+        if let Some(checkout) = &mut definition.checkout {
+            checkout.token = Some(token);
+        }
+    }
     let key = farm.ssh_key().await.map_err(|e| RunError::Host(e.to_string()))?;
     let target = HostTarget {
         name: host.name.clone(),
@@ -268,6 +313,26 @@ fn definition(farm: &Farm, job: &JobToRun, needed: &[NeededJob]) -> Result<JobDe
     checkout.git_ref = job.git_ref.clone();
     definition.artifacts_dir = Some(artifacts_dir(farm, job.run_id));
     Ok(definition)
+}
+
+/// The installation's token when the repository is private and the farm is a GitHub
+/// App there: `actions/checkout` clones with it. A fork's run gets none.
+async fn clone_token(farm: &Farm, job: &JobToRun, definition: &JobDefinition) -> Option<String> {
+    let private = serde_json::from_str::<serde_json::Value>(&definition.event_payload)
+        .ok()?
+        .pointer("/repository/private")?
+        .as_bool()?;
+    let (app, installation) = (farm.forge.as_ref()?, job.installation_id?);
+    if !private || job.fork {
+        return None;
+    }
+    match app.installation_token(installation).await {
+        Ok(token) => Some(token),
+        Err(err) => {
+            tracing::warn!(%err, "no token to clone the private repository with");
+            None
+        }
+    }
 }
 
 /// Where a run's artifacts are kept: `<data_dir>/artifacts/<run id>/<name>/…`.

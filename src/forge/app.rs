@@ -31,6 +31,8 @@ struct InstallationToken {
 
 struct CachedClient {
     client: Octocrab,
+    /// The installation access token itself, for what is not an API call (a git clone).
+    token: String,
     renew_at: SystemTime,
 }
 
@@ -65,10 +67,19 @@ impl GithubApp {
 
     /// An API client acting as the installation, from the cache while its token is fresh.
     pub async fn installation(&self, installation_id: i64) -> Result<Octocrab, ForgeError> {
+        self.installation_with_token(installation_id).await.map(|(client, _)| client)
+    }
+
+    /// The installation's access token (e.g. for cloning a private repository), fresh.
+    pub async fn installation_token(&self, installation_id: i64) -> Result<String, ForgeError> {
+        self.installation_with_token(installation_id).await.map(|(_, token)| token)
+    }
+
+    async fn installation_with_token(&self, installation_id: i64) -> Result<(Octocrab, String), ForgeError> {
         let mut cache = self.installations.lock().await;
         if let Some(cached) = cache.get(&installation_id) {
             if SystemTime::now() < cached.renew_at {
-                return Ok(cached.client.clone());
+                return Ok((cached.client.clone(), cached.token.clone()));
             }
         }
         let app_client = self.client_with_token(&self.jwt(SystemTime::now())?)?;
@@ -81,10 +92,14 @@ impl GithubApp {
         let client = self.client_with_token(&token.token)?;
         cache.insert(
             installation_id,
-            CachedClient { client: client.clone(), renew_at: expires - RENEW_BEFORE },
+            CachedClient {
+                client: client.clone(),
+                token: token.token.clone(),
+                renew_at: expires - RENEW_BEFORE,
+            },
         );
         tracing::info!(installation_id, "fetched an installation access token");
-        Ok(client)
+        Ok((client, token.token))
     }
 
     /// The installation of the App on `repo` (`owner/name`), for events that do not name

@@ -88,6 +88,14 @@ pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
     Loaded { workflow: if github_valid { workflow } else { None }, diagnostics }
 }
 
+/// The `steps:` of a composite action's `runs:` (an `action.yml` parsed with
+/// [`yaml::parse`]), with the same checks as a job's steps (ids, `if:`).
+pub fn action_steps(node: &yaml::Node) -> (Vec<crate::workflow::model::Step>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let steps = convert::Converter { diags: &mut diagnostics }.steps(node);
+    (steps, diagnostics)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

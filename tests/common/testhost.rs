@@ -8,6 +8,10 @@
 //! `tests/testhost/boot.sh`; killing it kills the whole host. Everything stops on
 //! Drop, and a host also stops by itself when the test process dies.
 //!
+//! Faults: [`TestHost::kill`] (power-off: connections close at once),
+//! [`TestHost::freeze`] (a silent link: connections stay open, nothing answers; only
+//! keepalives notice), [`TestHost::reinstall`] (new host keys and state).
+//!
 //! Needs root, `unshare`/`nsenter` (util-linux) and `openssh-server`/`openssh-client`
 //! (`scripts/test.sh` installs them). The methods block (they run `ssh-keygen` and
 //! wait for sshd); from async tests, a few hundred milliseconds of blocking is fine.

@@ -236,6 +236,7 @@ async fn add(
     };
     let host = state.inventory.add(&spec).await?;
     tracing::info!(host = %host.name, "added a host through the API");
+    crate::farm::runner::learn_host_key(state.farm.clone(), host.name.clone());
     Ok((StatusCode::CREATED, Json(HostView::new(&host))))
 }
 

@@ -15,6 +15,7 @@
 //! with `From`. Every method but GET and HEAD needs the admin token: the layer in
 //! `auth.rs` checks it before any handler runs, so a handler cannot forget it.
 
+mod artifacts;
 mod auth;
 pub mod dispatch;
 mod error;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(dispatch::routes())
         .merge(logs::routes())
+        .merge(artifacts::routes())
         .split_for_parts();
     let document: Arc<str> = openapi.to_pretty_json().expect("the OpenAPI document serialises").into();
     routes

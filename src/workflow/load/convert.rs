@@ -471,7 +471,7 @@ impl Converter<'_> {
         }
     }
 
-    fn steps(&mut self, node: &Node) -> Vec<Step> {
+    pub fn steps(&mut self, node: &Node) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut ids: Vec<String> = Vec::new();
         let schema = Schema::get();
