@@ -268,3 +268,66 @@ fn an_unreachable_host_exits_2() {
     assert!(ran.stderr.contains("infrastructure failure"), "{ran:?}");
     assert!(ran.stderr.contains(&hosts.host(0).address()), "{ran:?}");
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_job_whose_always_steps_still_run() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let hosts = TestHosts::start(1);
+    let host = hosts.host(0);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "long.yml",
+        r#"
+on: push
+jobs:
+  long:
+    runs-on: self-hosted
+    steps:
+      - run: echo "sleeping now"; sleep 60
+      - name: always
+        if: always()
+        run: echo "always ran"
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .arg("run")
+        .arg(&workflow)
+        .args(["--host", &host.address(), "--port", &host.port().to_string()])
+        .arg("--identity")
+        .arg(hosts.farm_key_path())
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run metalfarm");
+    // Killed on any early return, so no metalfarm outlives the test.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stdout line");
+        seen.push(line.clone());
+        if line == "sleeping now" {
+            break;
+        }
+    }
+    assert_eq!(seen.last().map(String::as_str), Some("sleeping now"), "{seen:?}");
+    // SAFETY: kill(2) on the child's pid, which is still ours (not waited for).
+    assert_eq!(unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map(|l| l.expect("stdout line")).collect();
+    let status = child.0.wait().expect("metalfarm ends after Ctrl-C");
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "always ran"), "{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("long ") && l.contains("cancelled")), "{rest:?}");
+}
