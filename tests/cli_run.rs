@@ -331,3 +331,31 @@ jobs:
     assert!(rest.iter().any(|l| l == "always ran"), "{rest:?}");
     assert!(rest.iter().any(|l| l.starts_with("long ") && l.contains("cancelled")), "{rest:?}");
 }
+
+#[test]
+fn uploaded_artifacts_land_in_the_current_folder() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "artifact.yml",
+        r#"
+on: push
+jobs:
+  build:
+    runs-on: self-hosted
+    steps:
+      - run: mkdir -p out && echo "the build's result" > out/result.txt
+      - uses: actions/upload-artifact@v4
+        with:
+          name: results
+          path: out/result.txt
+"#,
+    );
+    let ran = run(&hosts, dir.path(), &workflow, &[]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let artifacts = dir.path().join("metalfarm-artifacts/results");
+    let files = common::files_with_ext(&artifacts, &[".txt"]);
+    assert_eq!(files.len(), 1, "{files:?} in {}: {ran:?}", artifacts.display());
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "the build's result\n");
+}

@@ -493,7 +493,9 @@ impl LocalRunner {
         }
         contexts.insert("needs".to_owned(), needs_context(&self.needed(jobs, job)));
         definition.set_secrets(self.secrets.clone());
-        definition.artifacts_dir = Some(PathBuf::from("metalfarm-artifacts"));
+        // `./metalfarm-artifacts/<name>/…`, absolute so that the messages name it.
+        let here = std::env::current_dir().unwrap_or_default();
+        definition.artifacts_dir = Some(here.join("metalfarm-artifacts"));
 
         let (events, mut heard) = mpsc::channel(64);
         let prefix = if self.prefix_lines { format!("[{}] ", job.name) } else { String::new() };
