@@ -359,3 +359,48 @@ jobs:
     assert_eq!(files.len(), 1, "{files:?} in {}: {ran:?}", artifacts.display());
     assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "the build's result\n");
 }
+
+#[test]
+fn an_event_from_a_payload_file_and_a_matrix_job_selected() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "matrix.yml",
+        r#"
+on: pull_request
+jobs:
+  lint:
+    runs-on: self-hosted
+    steps:
+      - run: echo "lint ran"
+  test:
+    runs-on: self-hosted
+    strategy:
+      matrix:
+        suite: [sanity, stable]
+    steps:
+      - run: echo "suite ${{ matrix.suite }} for ${{ github.event_name }} of ${{ github.event.pull_request.head.ref }}"
+"#,
+    );
+    let payload = write(
+        dir.path(),
+        "payload.json",
+        r#"{"action": "opened", "number": 7,
+            "pull_request": {"number": 7, "head": {"ref": "topic", "sha": "1111111111111111111111111111111111111111"},
+                             "base": {"ref": "main", "sha": "2222222222222222222222222222222222222222"}},
+            "repository": {"name": "qemu", "full_name": "lab/qemu", "owner": {"login": "lab"}}}"#,
+    );
+    let ran = run(
+        &hosts,
+        dir.path(),
+        &workflow,
+        &["--job", "test", "--event", "pull_request", "--payload", payload.to_str().unwrap()],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(!ran.stdout.contains("lint ran"), "{ran:?}");
+    for suite in ["sanity", "stable"] {
+        let line = format!("] suite {suite} for pull_request of topic\n");
+        assert!(ran.stdout.contains(&line), "{line:?} in {ran:?}");
+    }
+}
