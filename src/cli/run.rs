@@ -289,8 +289,13 @@ async fn local_run(args: LocalRun) -> Result<bool, Stop> {
     let interrupted = runner.cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("metalfarm run: cancelling (Ctrl-C)");
+            eprintln!("metalfarm run: cancelling (Ctrl-C; again to stop at once)");
             interrupted.cancel();
+        }
+        // A second Ctrl-C does not wait for the job's always() steps.
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("metalfarm run: stopped; the job's processes may still run on the host");
+            std::process::exit(1);
         }
     });
 
