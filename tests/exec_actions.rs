@@ -421,6 +421,11 @@ runs:
 "###,
     );
     write(&repo, ".github/actions/node/action.yml", "runs: {using: node20, main: index.js}\n");
+    write(
+        &repo,
+        ".github/actions/loop/action.yml",
+        "runs:\n  using: composite\n  steps:\n    - uses: ./.github/actions/loop\n",
+    );
     write(&repo, "sub/.keep", "");
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "local actions"]);
@@ -463,14 +468,17 @@ jobs:
       - id: nowhere
         continue-on-error: true
         uses: ./no/such/action
+      - id: loop
+        continue-on-error: true
+        uses: ./.github/actions/loop
       - working-directory: .
         run: |
-          echo "outcomes ${{ steps.failing.outcome }} ${{ steps.missing_input.outcome }} ${{ steps.node.outcome }} ${{ steps.nowhere.outcome }}"
+          echo "outcomes ${{ steps.failing.outcome }} ${{ steps.missing_input.outcome }} ${{ steps.node.outcome }} ${{ steps.nowhere.outcome }} ${{ steps.loop.outcome }}"
 "###;
     let ran = run(definition(yaml, Some(&url), &head, None), &hosts).await;
     let log = &ran.log;
     assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
-    assert_eq!(ran.outcome.steps.len(), 8, "the action's steps are inside one step of the job");
+    assert_eq!(ran.outcome.steps.len(), 9, "the action's steps are inside one step of the job");
     assert_eq!(ran.outcome.outputs["sentence"], "Hello, World! (from alice)");
     assert_eq!(ran.outcome.outputs["nested"], "echo:failure-true");
     let path = "/root/metalfarm-work/qemu/qemu/.github/actions/greet";
@@ -482,7 +490,7 @@ jobs:
         "after greeted=World",
         "failing now",
         "cleanup after failure",
-        "outcomes failure failure failure failure",
+        "outcomes failure failure failure failure failure",
     ] {
         assert!(log.lines().any(|l| l == line), "`{line}` in:\n{log}");
     }
@@ -492,6 +500,7 @@ jobs:
         "Input required and not supplied: who",
         "`using: node20` is not supported on this farm",
         "Can't find 'action.yml' or 'action.yaml' under '/root/metalfarm-work/qemu/qemu/no/such/action'",
+        "`./.github/actions/loop`: composite actions may be nested at most 10 levels deep",
     ] {
         assert!(messages.iter().any(|m| m.contains(expected)), "`{expected}` in {messages:#?}");
     }
