@@ -2,6 +2,8 @@
 //! the host is (home, boot id, whether it has bash), and running one process there in
 //! its own process group so that a timeout or a cancellation kills all of it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -177,6 +179,9 @@ impl HostSession {
         let mut stop: Option<ProcessEnd> = None;
         let mut signals = ["INT", "TERM", "KILL"].into_iter();
         let mut next_signal_at = far;
+        // A signal goes over the same connection, which stalls while this command's
+        // output is not taken: the output is read on while a signal is on its way.
+        let mut signalling: Option<SignalOnItsWay<'_>> = None;
         loop {
             tokio::select! {
                 event = execution.next() => {
@@ -195,12 +200,14 @@ impl HostSession {
                     stop = Some(ProcessEnd::Cancelled);
                     next_signal_at = Instant::now();
                 }
-                _ = tokio::time::sleep_until(next_signal_at), if stop.is_some() => {
+                sent = async { signalling.as_mut().expect("a signal on its way").await }, if signalling.is_some() => {
+                    signalling = None;
+                    sent?;
+                    next_signal_at = Instant::now() + KILL_GRACE;
+                }
+                _ = tokio::time::sleep_until(next_signal_at), if stop.is_some() && signalling.is_none() => {
                     match signals.next() {
-                        Some(signal) => {
-                            self.signal_group(pid_file, signal).await?;
-                            next_signal_at = Instant::now() + KILL_GRACE;
-                        }
+                        Some(signal) => signalling = Some(Box::pin(self.signal_group(pid_file, signal))),
                         // Killed and still no exit: the channel is stuck; give up on it.
                         None => return Ok(stop.clone().unwrap_or(ProcessEnd::Cancelled)),
                     }
@@ -218,6 +225,9 @@ impl HostSession {
         self.session.output(&command).await.map(|_| ())
     }
 }
+
+/// [`HostSession::signal_group`] under way.
+type SignalOnItsWay<'a> = Pin<Box<dyn Future<Output = Result<(), SshError>> + Send + 'a>>;
 
 /// The command line that runs `program` (a shell command line) as the leader of its
 /// own process group: sshd starts each command in a new session, and `exec` keeps

@@ -216,6 +216,9 @@ impl Session {
             window_size: 16 * 1024 * 1024,
             nodelay: true,
             maximum_packet_size: 256 * 1024,
+            // Messages (up to a packet each) queued per channel while the runner is
+            // busy; russh's 100 cost up to 25 MiB per streaming job.
+            channel_buffer_size: 8,
             preferred: russh::Preferred { cipher: Cow::Borrowed(CIPHERS), ..russh::Preferred::DEFAULT },
             ..Default::default()
         });

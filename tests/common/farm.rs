@@ -45,6 +45,12 @@ impl FarmServer {
         FarmServer::start_with(Some((api_url, app_key)), server_keys, extra_toml)
     }
 
+    /// Starts `serve` reporting to no forge, with `server_keys` added to the config's
+    /// `[server]` section (e.g. `job_log_limit = "64MiB"`).
+    pub fn start_with_server_keys(server_keys: &str, extra_toml: &str) -> FarmServer {
+        FarmServer::start_with(None, server_keys, extra_toml)
+    }
+
     fn start_with(forge: Option<(&str, &[u8])>, server_keys: &str, extra_toml: &str) -> FarmServer {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("webhook-secret"), format!("{WEBHOOK_SECRET}\n")).expect("secret");
@@ -129,6 +135,11 @@ impl FarmServer {
 
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.dir.path().join("data/metalfarm.db").display())
+    }
+
+    /// The server process's id, e.g. to read its CPU time and memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
