@@ -289,6 +289,13 @@ jobs:
         continue-on-error: true
         uses: actions/upload-artifact@v4
         with: {name: ../escape, path: out}
+      - name: a name taken
+        continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: report, path: out/a.txt}
+      - name: a name taken, overwritten
+        uses: actions/upload-artifact@v4
+        with: {name: report, path: out/c.bin, overwrite: true}
 "###;
     let ran = run(
         definition(yaml, None, "0123456789abcdef0123456789abcdef01234567", Some(store.path().into())),
@@ -300,7 +307,7 @@ jobs:
     assert_eq!(ran.outcome.artifacts, vec!["results".to_owned(), "report".to_owned()]);
     // The root of an artifact is the search paths' least common ancestor, as GitHub's.
     assert_eq!(files_under(&store.path().join("results")), ["a.txt", "b.txt", "logs/deep/kernel.log"]);
-    assert_eq!(files_under(&store.path().join("report")), ["report.html"]);
+    assert_eq!(files_under(&store.path().join("report")), ["c.bin"], "overwritten");
     assert_eq!(std::fs::read_to_string(store.path().join("results/logs/deep/kernel.log")).unwrap(), "deep\n");
     assert!(!store.path().join("none").exists() && !store.path().join("none3").exists());
     assert_eq!(ran.step(4), Conclusion::Success);
@@ -314,6 +321,13 @@ jobs:
         "{warnings:?}"
     );
     assert!(warnings.iter().any(|(_, m)| m.contains("invalid artifact name `../escape`")), "{warnings:?}");
+    assert_eq!(ran.step(8), Conclusion::Failure);
+    assert!(
+        warnings
+            .iter()
+            .any(|(_, m)| m.contains("an artifact named `report` already exists on this workflow run")),
+        "{warnings:?}"
+    );
     assert!(log.contains("Artifact `results`: 3 file(s)"), "{log}");
 }
 
@@ -421,6 +435,11 @@ runs:
 "###,
     );
     write(&repo, ".github/actions/node/action.yml", "runs: {using: node20, main: index.js}\n");
+    write(
+        &repo,
+        ".github/actions/loop/action.yml",
+        "runs:\n  using: composite\n  steps:\n    - uses: ./.github/actions/loop\n",
+    );
     write(&repo, "sub/.keep", "");
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "local actions"]);
@@ -463,14 +482,17 @@ jobs:
       - id: nowhere
         continue-on-error: true
         uses: ./no/such/action
+      - id: loop
+        continue-on-error: true
+        uses: ./.github/actions/loop
       - working-directory: .
         run: |
-          echo "outcomes ${{ steps.failing.outcome }} ${{ steps.missing_input.outcome }} ${{ steps.node.outcome }} ${{ steps.nowhere.outcome }}"
+          echo "outcomes ${{ steps.failing.outcome }} ${{ steps.missing_input.outcome }} ${{ steps.node.outcome }} ${{ steps.nowhere.outcome }} ${{ steps.loop.outcome }}"
 "###;
     let ran = run(definition(yaml, Some(&url), &head, None), &hosts).await;
     let log = &ran.log;
     assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
-    assert_eq!(ran.outcome.steps.len(), 8, "the action's steps are inside one step of the job");
+    assert_eq!(ran.outcome.steps.len(), 9, "the action's steps are inside one step of the job");
     assert_eq!(ran.outcome.outputs["sentence"], "Hello, World! (from alice)");
     assert_eq!(ran.outcome.outputs["nested"], "echo:failure-true");
     let path = "/root/metalfarm-work/qemu/qemu/.github/actions/greet";
@@ -482,7 +504,7 @@ jobs:
         "after greeted=World",
         "failing now",
         "cleanup after failure",
-        "outcomes failure failure failure failure",
+        "outcomes failure failure failure failure failure",
     ] {
         assert!(log.lines().any(|l| l == line), "`{line}` in:\n{log}");
     }
@@ -492,7 +514,43 @@ jobs:
         "Input required and not supplied: who",
         "`using: node20` is not supported on this farm",
         "Can't find 'action.yml' or 'action.yaml' under '/root/metalfarm-work/qemu/qemu/no/such/action'",
+        "`./.github/actions/loop`: composite actions may be nested at most 10 levels deep",
     ] {
         assert!(messages.iter().any(|m| m.contains(expected)), "`{expected}` in {messages:#?}");
     }
+}
+
+#[tokio::test]
+async fn an_artifact_name_belongs_to_one_job_of_the_run() {
+    let hosts = TestHosts::start(1);
+    let store = scratch();
+    let yaml = r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: mkdir -p out && echo "${{ github.run_attempt }} ${{ matrix.arch }}" > out/a.txt
+      - uses: actions/upload-artifact@v4
+        with: {name: results, path: out/a.txt}
+"###;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let first = run(definition(yaml, None, sha, Some(store.path().into())), &hosts).await;
+    assert_eq!(first.outcome.conclusion, Conclusion::Success, "{}", first.log);
+    // The same job again (as after a host failure): its artifact is replaced.
+    std::fs::write(store.path().join("results/stale.txt"), "from the cut attempt").unwrap();
+    let again = run(definition(yaml, None, sha, Some(store.path().into())), &hosts).await;
+    assert_eq!(again.outcome.conclusion, Conclusion::Success, "{}", again.log);
+    assert_eq!(files_under(&store.path().join("results")), ["a.txt"]);
+    // Another job of the run (another matrix combination) may not take the name.
+    let mut other = definition(yaml, None, sha, Some(store.path().into()));
+    other.contexts.insert(
+        "matrix".into(),
+        metalfarm::workflow::expr::Value::from_json(&serde_json::json!({"arch": "arm"})),
+    );
+    let other = run(other, &hosts).await;
+    assert_eq!(other.outcome.conclusion, Conclusion::Failure, "{}", other.log);
+    assert_eq!(other.step(2), Conclusion::Failure);
+    assert!(other.outcome.artifacts.is_empty());
+    assert_eq!(files_under(&store.path().join("results")), ["a.txt"]);
 }

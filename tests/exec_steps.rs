@@ -521,3 +521,20 @@ async fn a_job_timeout_fails_the_job_and_skips_what_is_left() {
     );
     assert!(!hosts.host(0).run("pgrep -x sleep").status.success(), "the step's sleep was killed");
 }
+
+/// Stopping a step goes over the same connection as its output: the output must be
+/// drained meanwhile, or the signal never gets through and the job hangs.
+#[tokio::test]
+async fn a_step_that_never_stops_printing_still_times_out() {
+    let hosts = TestHosts::start(1);
+    let ran = run(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    steps:\n      \
+         - timeout-minutes: 0.05\n        run: while :; do echo \"line $((n += 1))\"; done\n      \
+         - if: always()\n        run: echo cleanup ran\n",
+        &hosts,
+    )
+    .await;
+    assert_eq!(ran.outcome.conclusion, Conclusion::Failure);
+    assert!(ran.log.iter().any(|l| l == "line 1"), "the step's output was logged");
+    assert!(ran.log.iter().any(|l| l == "cleanup ran"), "the always() step ran");
+}

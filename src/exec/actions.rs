@@ -164,9 +164,11 @@ pub(super) async fn upload_artifact(
         return Err(StepError::Failed("actions/upload-artifact: this farm keeps no artifacts here".into()));
     };
     let name = with.get("name").map(|n| n.trim()).filter(|n| !n.is_empty()).unwrap_or("artifact").to_owned();
-    if name.contains('/') || name.contains("..") || name.contains('\\') {
+    // GitHub's forbidden characters, and what would leave the run's directory.
+    if name.contains(['/', '\\', '"', ':', '<', '>', '|', '*', '?', '\r', '\n']) || name.starts_with('.') {
         return Err(StepError::Failed(format!("actions/upload-artifact: invalid artifact name `{name}`")));
     }
+    let overwrite = with.get("overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let Some(patterns) = with.get("path").filter(|p| !p.trim().is_empty()) else {
         return Err(StepError::Failed("actions/upload-artifact: input `path` is required".into()));
     };
@@ -238,6 +240,7 @@ pub(super) async fn upload_artifact(
         .collect();
     let root = common_ancestor(&roots);
     let target = store.join(&name);
+    claim_artifact(&store, &name, &owner_of(run), overwrite, run.artifacts.contains(&name))?;
     let mut total = 0u64;
     for remote in &files {
         let relative = remote.strip_prefix(&root).unwrap_or(remote).trim_start_matches('/');
@@ -249,8 +252,45 @@ pub(super) async fn upload_artifact(
         total += run.host().session().download(remote, &local).await.map_err(infra)?;
     }
     run.log(&format!("Artifact `{name}`: {} file(s), {total} bytes", files.len()));
-    run.artifacts.push(name);
+    if !run.artifacts.contains(&name) {
+        run.artifacts.push(name);
+    }
     Ok(Conclusion::Success)
+}
+
+/// Which job of the run uploads: its id and matrix combination, the same when the farm
+/// runs the job again after a host failure.
+fn owner_of(run: &JobRun<'_>) -> String {
+    let matrix = run.definition.contexts.get("matrix").map(|m| m.to_json_string()).unwrap_or_default();
+    format!("{} {matrix}", run.definition.job_key)
+}
+
+/// Makes `name` this job's artifact, as GitHub's v4 action does: a name another job of
+/// the run (or an earlier step of this one) used is refused unless `overwrite`; the
+/// same job's upload from an attempt cut short by its host is replaced. The owner is
+/// kept in `.owner-<name>` beside the artifacts (names may not start with `.`).
+fn claim_artifact(
+    store: &std::path::Path,
+    name: &str,
+    owner: &str,
+    overwrite: bool,
+    uploaded_by_this_run: bool,
+) -> Result<(), StepError> {
+    let fail = |e: std::io::Error| StepError::Failed(format!("cannot store artifact `{name}`: {e}"));
+    let target = store.join(name);
+    let owner_file = store.join(format!(".owner-{name}"));
+    if target.exists() {
+        let previous = std::fs::read_to_string(&owner_file).unwrap_or_default();
+        if !overwrite && (uploaded_by_this_run || previous != owner) {
+            return Err(StepError::Failed(format!(
+                "actions/upload-artifact: an artifact named `{name}` already exists on this workflow run \
+                 (give each job's artifact its own name, or set `overwrite: true`)"
+            )));
+        }
+        std::fs::remove_dir_all(&target).map_err(fail)?;
+    }
+    std::fs::create_dir_all(store).map_err(fail)?;
+    std::fs::write(&owner_file, owner).map_err(fail)
 }
 
 /// `path` made absolute under `base`, with `.` and `..` resolved and no trailing `/`.

@@ -70,6 +70,7 @@ async fn list(
         };
         for entry in entries {
             let entry = entry?;
+            // `.owner-<name>` files say which job uploaded each artifact (exec/actions.rs).
             if entry.file_type()?.is_dir() {
                 views.push(artifact_view(&entry.path(), &entry.file_name().to_string_lossy())?);
             }
@@ -166,7 +167,7 @@ async fn file(
 async fn artifact_dir(state: &AppState, id: i64, name: &str) -> Result<PathBuf, ApiError> {
     find_run(state, id).await?;
     let missing = || ApiError::not_found(format!("run {id} has no artifact `{name}`"));
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
         return Err(missing());
     }
     let dir = artifacts_dir(&state.farm, id).join(name);
