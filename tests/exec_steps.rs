@@ -287,7 +287,8 @@ jobs:
   test:
     runs-on: self-hosted
     steps:
-      - env: {TOKEN: "${{ secrets.DEPLOY_TOKEN }}"}
+      - name: deploy with ${{ secrets.DEPLOY_TOKEN }}
+        env: {TOKEN: "${{ secrets.DEPLOY_TOKEN }}"}
         run: |
           echo "token is $TOKEN"
           echo "::warning file=src/main.c,line=4::leaked $TOKEN"
@@ -304,6 +305,7 @@ jobs:
     assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
     assert!(log.contains("token is ***"), "{log}");
     assert!(log.contains("later *** and ***"), "{log}");
+    assert_eq!(ran.outcome.steps[0].name, "deploy with ***");
     for leak in ["s3cr3t-v4lue", "runtime-value-42"] {
         assert!(!log.contains(leak), "{leak} leaked into the log:\n{log}");
         assert!(!ran.outcome.summary.contains(leak));

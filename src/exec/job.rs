@@ -631,7 +631,12 @@ impl<'a> JobRun<'a> {
         Ok(vars)
     }
 
+    /// The step's display name (secrets masked: it reaches the check run).
     pub(super) fn step_name(&self, step: &Step, number: i64) -> String {
+        self.filter.masker.mask(&self.unmasked_step_name(step, number)).into_owned()
+    }
+
+    fn unmasked_step_name(&self, step: &Step, number: i64) -> String {
         if let Some(name) = &step.name {
             if let Ok(text) = self.eval_string(&name.value, &self.env) {
                 return text;
