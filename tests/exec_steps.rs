@@ -11,33 +11,13 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use metalfarm::exec::host::HostTarget;
 use metalfarm::exec::job::{run_job, Conclusion, JobDefinition, JobOutcome, RunnerEvent};
-use metalfarm::exec::keys::load_or_generate_farm_key;
-use metalfarm::exec::ssh::{HostKeyPolicy, SshOptions};
 use metalfarm::workflow::event::{Event, RunInfo};
 use metalfarm::workflow::load::{load, LoadOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::testhost::{TestHost, TestHosts};
-
-fn target(hosts: &TestHosts, host: &TestHost) -> HostTarget {
-    let key = load_or_generate_farm_key(hosts.farm_key_path()).expect("the test farm key");
-    HostTarget {
-        name: host.name().to_owned(),
-        address: host.address(),
-        port: host.port(),
-        arch: "X64".into(),
-        ssh: SshOptions {
-            user: "root".into(),
-            key: Arc::new(key),
-            connect_timeout: Duration::from_secs(5),
-            keepalive_interval: Duration::from_secs(1),
-            keepalive_max: 3,
-        },
-        host_key: HostKeyPolicy::Pinned(host.host_key()),
-        reconnect_grace: Duration::from_secs(3),
-    }
-}
+use common::lab::target;
+use common::testhost::TestHosts;
 
 fn definition(yaml: &str, job: &str) -> JobDefinition {
     let loaded = load(yaml, &LoadOptions::default());

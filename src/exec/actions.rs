@@ -4,6 +4,7 @@
 use indexmap::IndexMap;
 use tokio::time::Instant;
 
+use super::commands::{Annotation, AnnotationLevel};
 use super::host::process_command;
 use super::job::{infra, Conclusion, JobRun, StepError};
 use super::shell::shell_quote;
@@ -219,16 +220,7 @@ pub(super) async fn upload_artifact(
                 Ok(Conclusion::Success)
             }
             _ => {
-                run.filter.annotate(super::commands::Annotation {
-                    level: super::commands::AnnotationLevel::Warning,
-                    message,
-                    file: None,
-                    line: None,
-                    end_line: None,
-                    col: None,
-                    end_column: None,
-                    title: None,
-                });
+                run.filter.annotate(Annotation::new(AnnotationLevel::Warning, message));
                 Ok(Conclusion::Success)
             }
         };

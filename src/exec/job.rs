@@ -234,16 +234,7 @@ fn failed_before_start(reason: String) -> JobOutcome {
 }
 
 pub(super) fn error_annotation(message: &str) -> Annotation {
-    Annotation {
-        level: AnnotationLevel::Error,
-        message: message.to_owned(),
-        file: None,
-        line: None,
-        end_line: None,
-        col: None,
-        end_column: None,
-        title: None,
-    }
+    Annotation::new(AnnotationLevel::Error, message)
 }
 
 /// The runner's directories on the host (absolute).

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Farm;
+use crate::exec::commands::{Annotation, AnnotationLevel};
 use crate::exec::host::{HostTarget, InfraFailure};
 use crate::exec::job::{run_job, CheckoutSource, Conclusion, JobDefinition, JobOutcome, RunnerEvent};
 use crate::exec::keys::{fingerprint, parse_public_key};
@@ -151,16 +152,7 @@ fn setup_failure(err: &RunError) -> JobOutcome {
         conclusion: Conclusion::Failure,
         steps: Vec::new(),
         outputs: IndexMap::new(),
-        annotations: vec![crate::exec::commands::Annotation {
-            level: crate::exec::commands::AnnotationLevel::Error,
-            message,
-            file: None,
-            line: None,
-            end_line: None,
-            col: None,
-            end_column: None,
-            title: None,
-        }],
+        annotations: vec![Annotation::new(AnnotationLevel::Error, message)],
         summary: String::new(),
         infra,
         host_key: None,

@@ -1,7 +1,35 @@
 //! A farm's lab made of test hosts: the config sections that make [`TestHosts`] the
-//! farm's hosts.
+//! farm's hosts, and the runner's view of one test host.
 
-use super::testhost::TestHosts;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metalfarm::exec::host::HostTarget;
+use metalfarm::exec::keys::load_or_generate_farm_key;
+use metalfarm::exec::ssh::{HostKeyPolicy, SshOptions};
+
+use super::testhost::{TestHost, TestHosts};
+
+/// How the job runner reaches `host`: the harness's farm key, its pinned host key,
+/// quick keepalives.
+pub fn target(hosts: &TestHosts, host: &TestHost) -> HostTarget {
+    let key = load_or_generate_farm_key(hosts.farm_key_path()).expect("the test farm key");
+    HostTarget {
+        name: host.name().to_owned(),
+        address: host.address(),
+        port: host.port(),
+        arch: "X64".into(),
+        ssh: SshOptions {
+            user: "root".into(),
+            key: Arc::new(key),
+            connect_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(1),
+            keepalive_max: 3,
+        },
+        host_key: HostKeyPolicy::Pinned(host.host_key()),
+        reconnect_grace: Duration::from_secs(3),
+    }
+}
 
 /// `[ssh]` with the test hosts' farm key and quick keepalives, and one `[[host]]` per
 /// `(farm name, labels)` on the test hosts in order.
