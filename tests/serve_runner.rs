@@ -213,8 +213,9 @@ async fn a_host_that_dies_mid_step_sends_the_job_to_another_host_and_itself_to_r
     let suite = named(&forge.check_runs(), "CI / suite").cloned().unwrap();
     assert_eq!(suite.conclusion.as_deref(), Some("success"), "{suite:#?}");
     assert_eq!(suite.title, format!("Succeeded on {other}"));
-    // Queued again for the other host; its quick `in_progress` may be superseded by its end.
-    assert_eq!(suite.history[..3], ["queued", "in_progress", "queued"]);
+    // Queued again for the other host: states the forge may not see, superseded by the
+    // quick end there before the reporter sent them.
+    assert_eq!(suite.history[..2], ["queued", "in_progress"]);
     assert_eq!(suite.history.last().map(String::as_str), Some("completed"));
     assert!(suite.summary.contains("Retried after infrastructure failures"), "{}", suite.summary);
     assert!(
