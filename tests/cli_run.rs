@@ -14,10 +14,7 @@ use common::testhost::{TestHost, TestHosts};
 
 /// A folder for the test's files (workflow, known_hosts), outside /tmp like the hosts'.
 fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("cli-run-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("scratch folder")
+    common::testhost::scratch_dir("cli-run-")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

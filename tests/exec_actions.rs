@@ -23,10 +23,10 @@ fn target(hosts: &TestHosts) -> HostTarget {
     common::lab::target(hosts, hosts.host(0))
 }
 
-/// A scratch directory the test hosts see too: under the target dir, not /tmp (each
+/// A scratch directory the test hosts see too (each
 /// host mounts its own /tmp).
 fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("exec-actions-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    common::testhost::scratch_dir("exec-actions-")
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

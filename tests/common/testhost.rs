@@ -37,15 +37,20 @@ pub struct TestHosts {
     _dir: tempfile::TempDir,
 }
 
+/// A folder the test hosts see too. Not under /tmp: each host mounts its own /tmp,
+/// which would hide it — the target dir's, unless the checkout itself is under /tmp
+/// (then /var/tmp).
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target.starts_with("/tmp") { Path::new("/var/tmp") } else { target };
+    tempfile::Builder::new().prefix(prefix).tempdir_in(base).expect("a folder the test hosts see")
+}
+
 impl TestHosts {
     /// Starts `n` hosts (`host-1` … `host-n`) and waits until each answers SSH.
     pub fn start(n: usize) -> TestHosts {
         preflight();
-        // Not under /tmp: each host mounts its own /tmp, which would hide its files.
-        let dir = tempfile::Builder::new()
-            .prefix("testhosts-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .expect("a folder for the test hosts");
+        let dir = scratch_dir("testhosts-");
         let farm_key = dir.path().join("farm_key");
         ssh_keygen(&farm_key, "metalfarm-test-farm");
         let farm_public = std::fs::read_to_string(farm_key.with_extension("pub")).expect("farm public key");
