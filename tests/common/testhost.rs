@@ -111,6 +111,12 @@ struct Running {
 }
 
 impl TestHost {
+    /// The folder first on the host's PATH: its `reboot`, copied from `tests/testhost/bin`
+    /// into the host's folder (the checkout may be under /tmp, which the host hides).
+    fn bin_dir(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+
     fn create(parent: &Path, name: &str, farm_public: &str) -> TestHost {
         let address = next_address();
         let host = TestHost {
@@ -226,7 +232,7 @@ impl TestHost {
         Command::new("nsenter")
             .args(["--target", &init_pid.to_string(), "--pid", "--mount", "--uts", "--"])
             .args(["sh", "-c", command])
-            .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", bin_dir().display()))
+            .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", self.bin_dir().display()))
             .current_dir("/")
             .stdin(Stdio::null())
             .output()
@@ -254,8 +260,13 @@ impl TestHost {
 
     /// Writes the host's files: host keys, authorized_keys, sshd_config, machine id.
     fn install(&self) {
-        for sub in ["root", "etc", "run"] {
+        for sub in ["root", "etc", "run", "bin"] {
             std::fs::create_dir_all(self.dir.join(sub)).expect("host folders");
+        }
+        for entry in std::fs::read_dir(testhost_dir().join("bin")).expect("tests/testhost/bin") {
+            let from = entry.expect("a file of tests/testhost/bin").path();
+            let to = self.bin_dir().join(from.file_name().expect("a file name"));
+            std::fs::copy(&from, &to).expect("a host command");
         }
         let etc = self.dir.join("etc");
         ssh_keygen(&etc.join("ssh_host_ed25519_key"), &format!("root@{}", self.name));
@@ -287,7 +298,7 @@ impl TestHost {
             addr = self.socket_addr(),
             etc = etc.display(),
             run = self.dir.join("run").display(),
-            bin = bin_dir().display(),
+            bin = self.bin_dir().display(),
         );
         std::fs::write(etc.join("sshd_config"), config).expect("sshd_config");
     }
@@ -368,11 +379,6 @@ fn ssh_keygen(path: &Path, comment: &str) {
 
 fn testhost_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testhost")
-}
-
-/// The folder first on a host's PATH: its `reboot`.
-fn bin_dir() -> PathBuf {
-    testhost_dir().join("bin")
 }
 
 /// Fails loudly, once, when the machine cannot run test hosts.
