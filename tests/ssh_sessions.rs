@@ -50,7 +50,7 @@ fn test_hosts_are_separate_machines() {
     assert_eq!(lines[1], a.boot_id());
     assert_ne!(a.boot_id(), b.boot_id());
     assert_eq!(lines[2], "/root");
-    assert!(lines[3].ends_with("tests/testhost/bin/reboot"), "{}", lines[3]);
+    assert!(lines[3].ends_with("/host-1/bin/reboot"), "{}", lines[3]);
     assert_eq!(lines[4], "0");
 
     // /root is the state folder; /tmp is the host's own.
