@@ -27,7 +27,7 @@ use super::scheduler::{
     Conclusion, Concurrency, Condition, Decision, JobId, JobSpec, MatrixGroup, Scheduler, WaitReason,
 };
 use super::Farm;
-use crate::exec::job::{Conclusion as ExecConclusion, JobOutcome};
+use crate::exec::job::JobOutcome;
 use crate::store::{now_ms, JobStatus, SchedulingJob, StoreError};
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::Value;
@@ -464,7 +464,7 @@ impl Driver {
             );
         }
         if let Some(reason) =
-            self.stopping.remove(&job).filter(|_| outcome.conclusion == ExecConclusion::Cancelled)
+            self.stopping.remove(&job).filter(|_| outcome.conclusion == Conclusion::Cancelled)
         {
             report.summary = format!("{}\n\n{}", cancelled(reason).summary, report.summary);
         }
@@ -484,7 +484,7 @@ impl Driver {
         tracing::info!(conclusion = outcome.conclusion.as_str(), "job completed");
         self.release(job, &host).await?;
         self.scheduler.set_outputs(job, outcome.outputs.clone());
-        let decisions = self.scheduler.finish(job, conclusion_of(Some(outcome.conclusion.as_str())));
+        let decisions = self.scheduler.finish(job, outcome.conclusion);
         if let Some((run, conclusion)) = run_done {
             self.run_completed(run, &conclusion);
         }

@@ -110,25 +110,8 @@ pub struct MatrixGroup {
     pub fail_fast: bool,
 }
 
-/// How a job ended, as `needs.<id>.result` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Conclusion {
-    Success,
-    Failure,
-    Cancelled,
-    Skipped,
-}
-
-impl Conclusion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Conclusion::Success => "success",
-            Conclusion::Failure => "failure",
-            Conclusion::Cancelled => "cancelled",
-            Conclusion::Skipped => "skipped",
-        }
-    }
-}
+/// How a job ended, as `needs.<id>.result` says it: the runner's conclusion.
+pub use crate::exec::job::Conclusion;
 
 /// What the farm must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
