@@ -144,7 +144,12 @@ impl CobblerClient {
     }
 
     async fn handle(&self, name: &str) -> Result<String, ProvisionError> {
-        let value = self.call_with_token("get_system_handle", vec![text(name)]).await?;
+        let value = match self.call_with_token("get_system_handle", vec![text(name)]).await {
+            Err(ProvisionError::Refused { message, .. }) if is_missing_system(&message) => {
+                return Err(self.no_such_system(name))
+            }
+            other => other?,
+        };
         self.decode("get_system_handle", &value)
     }
 
