@@ -109,3 +109,148 @@ fn short_key(key: &str) -> String {
     let data = fields.next().unwrap_or_default();
     format!("{kind} …{}", &data[data.len().saturating_sub(12)..])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::provision::{Announcements, PowerState, ProvisionFuture, Provisioner};
+
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1c3RpZ2VyLWtleS1mb3ItdGVzdHM";
+
+    /// A back end whose installs finish at the `finish_at`th power-on into the installer
+    /// (never with 0), announcing the key when `announces`.
+    #[derive(Debug)]
+    struct Scripted {
+        announcements: Arc<Announcements>,
+        finish_at: usize,
+        announces: bool,
+        state: Mutex<(Vec<String>, usize, bool, String)>,
+    }
+
+    impl Scripted {
+        fn powered_into_installer(&self, call: String) {
+            let mut state = self.state.lock().unwrap();
+            state.0.push(call);
+            state.1 += 1;
+            if state.1 == self.finish_at {
+                state.2 = true;
+                if self.announces {
+                    self.announcements.announce("kvm-1", &state.3, KEY).unwrap();
+                }
+            }
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.state.lock().unwrap().0.clone()
+        }
+    }
+
+    impl Provisioner for Scripted {
+        fn describe(&self) -> String {
+            "the script".into()
+        }
+        fn system_exists<'a>(&'a self, _: &'a str) -> ProvisionFuture<'a, bool> {
+            Box::pin(async { Ok(true) })
+        }
+        fn start_install<'a>(&'a self, request: &'a InstallRequest) -> ProvisionFuture<'a, ()> {
+            self.state.lock().unwrap().3 = request.meta["metalfarm_token"].clone();
+            assert_eq!(request.meta["metalfarm_host"], "kvm-1");
+            assert_eq!(request.meta["metalfarm_url"], "http://farm.lab:8080");
+            self.powered_into_installer(format!("install {} on {}", request.profile, request.system));
+            Box::pin(async { Ok(()) })
+        }
+        fn install_status<'a>(&'a self, _: &'a str) -> ProvisionFuture<'a, InstallStatus> {
+            let done = self.state.lock().unwrap().2;
+            Box::pin(
+                async move { Ok(if done { InstallStatus::Finished } else { InstallStatus::Installing }) },
+            )
+        }
+        fn power<'a>(&'a self, system: &'a str, action: PowerAction) -> ProvisionFuture<'a, ()> {
+            self.powered_into_installer(format!("power {action:?} {system}"));
+            Box::pin(async { Ok(()) })
+        }
+        fn power_status<'a>(&'a self, _: &'a str) -> ProvisionFuture<'a, PowerState> {
+            Box::pin(async { Ok(PowerState::On) })
+        }
+    }
+
+    async fn reinstall(
+        finish_at: usize,
+        announces: bool,
+    ) -> (Result<Installed, InstallError>, Vec<String>, Vec<String>) {
+        let announcements = Arc::new(Announcements::default());
+        let scripted = Arc::new(Scripted {
+            announcements: announcements.clone(),
+            finish_at,
+            announces,
+            state: Mutex::new(Default::default()),
+        });
+        let provisioning = HostProvisioning {
+            provisioner: scripted.clone(),
+            announcements,
+            system: "lab-kvm-1".into(),
+            default_profile: None,
+            install_timeout: Duration::from_secs(600),
+            announce_url: "http://farm.lab:8080".into(),
+            poll_interval: Duration::from_secs(5),
+        };
+        let lines = Mutex::new(Vec::new());
+        let log = |line: String| lines.lock().unwrap().push(line);
+        let result = install(&provisioning, "kvm-1", "f18-autotest-kvm", Duration::from_secs(60), &log).await;
+        let logged = lines.into_inner().unwrap();
+        (result, scripted.calls(), logged)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_install_that_finishes_and_announces_its_key_is_done() {
+        let (result, calls, log) = reinstall(1, true).await;
+        let installed = result.unwrap();
+        assert_eq!((installed.host_key.as_str(), installed.attempts), (KEY, 1));
+        assert_eq!(calls, ["install f18-autotest-kvm on lab-kvm-1"]);
+        assert!(
+            log[0].starts_with(
+                "Reinstalling kvm-1 with profile f18-autotest-kvm through the script (system lab-kvm-1)"
+            ),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|l| l.starts_with("Attempt 1: kvm-1 announced its new host key ssh-ed25519 …")),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_install_gets_one_more_power_cycle() {
+        let (result, calls, log) = reinstall(2, true).await;
+        assert_eq!(result.unwrap().attempts, 2);
+        assert_eq!(calls, ["install f18-autotest-kvm on lab-kvm-1", "power Cycle lab-kvm-1"]);
+        assert!(
+            log.iter().any(|l| l == "Attempt 1 did not finish within 1m: power-cycling kvm-1 once more"),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_install_that_never_finishes_fails_after_the_second_cycle() {
+        let started = Instant::now();
+        let (result, calls, _) = reinstall(0, true).await;
+        assert_eq!(
+            result,
+            Err(InstallError::TimedOut { host: "kvm-1".into(), timeout: Duration::from_secs(60) })
+        );
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        // Twice the timeout, each from its own power cycle.
+        assert!(
+            started.elapsed() >= Duration::from_secs(120) && started.elapsed() < Duration::from_secs(130)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_install_without_its_key_is_not_power_cycled_again() {
+        let (result, calls, _) = reinstall(1, false).await;
+        assert!(matches!(result, Err(InstallError::NoAnnouncement { .. })), "{result:?}");
+        assert_eq!(calls.len(), 1, "{calls:?}");
+    }
+}
