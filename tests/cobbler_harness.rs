@@ -103,8 +103,8 @@ fn reboot_with_netboot_reinstalls_the_host() {
     assert!(cobbler.netboot_enabled(system));
     cobbler.power_system(system, "reboot").expect("power_system reboot");
 
-    eventually("the reinstall", Duration::from_secs(30), || lab.install_log(0).iter().any(|e| e == "booted"));
-    assert_eq!(lab.power_log(0), ["off", "on"]);
+    eventually("the reinstall", Duration::from_secs(30), || lab.events(0).iter().any(|e| e == "booted"));
+    assert_eq!(lab.power_actions(0), ["off", "on"]);
     assert_eq!(lab.install_count(0), 1);
     assert!(host.is_running());
     let new_key = host.host_key();
@@ -112,8 +112,10 @@ fn reboot_with_netboot_reinstalls_the_host() {
     assert_ne!(host.boot_id(), old_boot);
     assert!(!host.state_dir().join("left-over").exists(), "the reinstall wipes /root");
     assert!(!cobbler.netboot_enabled(system), "the install's nopxe turns netboot off");
-    let log = lab.install_log(0);
-    assert!(log.contains(&"nopxe: True".to_owned()), "{log:?}");
+    let events = lab.events(0);
+    assert!(events.contains(&"nopxe: True".to_owned()), "{}", lab.power_log(0));
+    assert!(events.contains(&"announced: HTTP 204".to_owned()), "{}", lab.power_log(0));
+    assert!(events.contains(&"trig/mode/post: True".to_owned()), "{}", lab.power_log(0));
 
     let requests = farm.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -136,8 +138,8 @@ fn reboot_without_netboot_boots_the_same_os() {
     assert!(!cobbler.netboot_enabled(lab.system_name(0)));
     cobbler.power_system(lab.system_name(0), "reboot").expect("power_system reboot");
 
-    eventually("the boot", Duration::from_secs(30), || lab.install_log(0).iter().any(|e| e == "booted"));
-    assert_eq!(lab.power_log(0), ["off", "on"]);
+    eventually("the boot", Duration::from_secs(30), || lab.events(0).iter().any(|e| e == "booted"));
+    assert_eq!(lab.power_actions(0), ["off", "on"]);
     assert_eq!(lab.install_count(0), 0);
     assert_eq!(host.host_key(), old_key);
     assert_ne!(host.boot_id(), old_boot);
@@ -156,7 +158,7 @@ fn a_hanging_install_keeps_the_host_down_and_netboot_on() {
     cobbler.set_netboot(system, true);
     cobbler.power_system(system, "reboot").expect("power_system reboot");
     eventually("the install to hang", Duration::from_secs(10), || {
-        lab.install_log(0).iter().any(|e| e == "install hangs")
+        lab.events(0).iter().any(|e| e == "install hangs")
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!hosts.host(0).is_running());
@@ -167,14 +169,14 @@ fn a_hanging_install_keeps_the_host_down_and_netboot_on() {
     cobbler.power_system(system, "on").expect("power_system on");
     eventually("the second install", Duration::from_secs(10), || lab.install_count(0) == 2);
     eventually("the second hang", Duration::from_secs(10), || {
-        lab.install_log(0).iter().filter(|e| *e == "install hangs").count() == 2
+        lab.events(0).iter().filter(|e| *e == "install hangs").count() == 2
     });
     assert!(!hosts.host(0).is_running());
 
     // Fixed, the next power-on installs.
     lab.set_install(0, Install::Normal);
     cobbler.power_system(system, "on").expect("power_system on");
-    eventually("the reinstall", Duration::from_secs(30), || lab.install_log(0).iter().any(|e| e == "booted"));
+    eventually("the reinstall", Duration::from_secs(30), || lab.events(0).iter().any(|e| e == "booted"));
     assert!(hosts.host(0).is_running());
     assert!(!cobbler.netboot_enabled(system));
 }
@@ -188,7 +190,7 @@ fn a_failing_fence_agent_makes_power_system_fault() {
     let fault = cobbler.power_system(lab.system_name(0), "off").unwrap_err();
     assert!(fault.contains("command failed"), "{fault}");
     assert!(hosts.host(0).is_running());
-    assert!(lab.power_log(0).is_empty());
+    assert!(lab.power_actions(0).is_empty(), "{}", lab.power_log(0));
     lab.set_power_fails(0, false);
     cobbler.power_system(lab.system_name(0), "off").expect("power_system off");
     assert!(!hosts.host(0).is_running());
@@ -204,7 +206,7 @@ fn the_proxy_refuses_when_stopped() {
     proxy.stop();
     let err = TestCobbler::call_at(&proxy.url(), "extended_version", &[]).unwrap_err();
     assert!(err.contains("cannot reach") || err.contains("refused"), "{err}");
-    proxy.resume();
+    proxy.start_again();
     TestCobbler::call_at(&proxy.url(), "ping", &[]).expect("back through the proxy");
 }
 

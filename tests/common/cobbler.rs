@@ -291,6 +291,7 @@ pub struct PowerLab {
 
 struct Lab {
     cobbler: TestCobbler,
+    started: Instant,
     hosts: Vec<LabHost>,
     closed: AtomicBool,
     /// Installers and boots in flight, joined on Drop.
@@ -303,8 +304,8 @@ struct LabHost {
     install: Mutex<Install>,
     install_delay: Mutex<Duration>,
     installs: AtomicUsize,
-    power_log: Mutex<Vec<String>>,
-    install_log: Mutex<Vec<String>>,
+    /// Everything that happened to the host: when (since the lab started), what.
+    events: Mutex<Vec<(Duration, String)>>,
     /// Bumped by every power action; an installer or boot whose generation is no
     /// longer current (the host was powered off or on since) does nothing.
     generation: AtomicU64,
@@ -332,8 +333,7 @@ impl PowerLab {
                 install: Mutex::new(Install::Normal),
                 install_delay: Mutex::new(INSTALL_DELAY),
                 installs: AtomicUsize::new(0),
-                power_log: Mutex::new(Vec::new()),
-                install_log: Mutex::new(Vec::new()),
+                events: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
                 power: Mutex::new(()),
             })
@@ -360,6 +360,7 @@ impl PowerLab {
         }
         let lab = Arc::new(Lab {
             cobbler: cobbler.clone(),
+            started: Instant::now(),
             hosts: lab_hosts,
             closed: AtomicBool::new(false),
             workers: Mutex::new(Vec::new()),
@@ -407,15 +408,23 @@ impl PowerLab {
         self.lab.hosts[i].installs.load(Ordering::SeqCst)
     }
 
-    /// The power actions the fence agent sent for the `i`th host, in order: `off`, `on`.
-    pub fn power_log(&self, i: usize) -> Vec<String> {
-        self.lab.hosts[i].power_log.lock().unwrap().clone()
+    /// What happened to the `i`th host, in order: the fence agent's `off` and `on`,
+    /// and what the installer and boots did (`install started`, `install hangs`,
+    /// `announced: HTTP 204`, `nopxe: True`, `trig/mode/post: True`, `booted`, …).
+    pub fn events(&self, i: usize) -> Vec<String> {
+        self.lab.hosts[i].events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
     }
 
-    /// What the installer and boots did on the `i`th host, in order (`install started`,
-    /// `announced: HTTP 204`, `nopxe: True`, `booted`, …).
-    pub fn install_log(&self, i: usize) -> Vec<String> {
-        self.lab.hosts[i].install_log.lock().unwrap().clone()
+    /// Only the fence agent's power actions for the `i`th host: `off`, `on`.
+    pub fn power_actions(&self, i: usize) -> Vec<String> {
+        self.events(i).into_iter().filter(|e| e == "on" || e == "off").collect()
+    }
+
+    /// [`PowerLab::events`] as text for an assertion message, one line each, with
+    /// the time since the lab started.
+    pub fn power_log(&self, i: usize) -> String {
+        let events = self.lab.hosts[i].events.lock().unwrap();
+        events.iter().map(|(at, event)| format!("{:8.3}s {event}\n", at.as_secs_f64())).collect()
     }
 }
 
@@ -477,7 +486,7 @@ impl Lab {
 
     fn power(self: &Arc<Lab>, i: usize, action: &str) {
         let host = &self.hosts[i];
-        host.power_log.lock().unwrap().push(action.to_owned());
+        self.note(i, action.to_owned());
         let generation = host.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if action == "off" {
             let _power = host.power.lock().unwrap();
@@ -512,7 +521,7 @@ impl Lab {
     }
 
     fn note(&self, i: usize, event: String) {
-        self.hosts[i].install_log.lock().unwrap().push(event);
+        self.hosts[i].events.lock().unwrap().push((self.started.elapsed(), event));
     }
 
     /// Whether the power action that started this worker is still the latest one.
@@ -626,7 +635,7 @@ fn remove_stale_systems(cobbler: &TestCobbler) {
 }
 
 /// A TCP forwarder on `127.0.0.1:<random>` to the test Cobbler's XML-RPC, which a
-/// test can stop and resume: "Cobbler stopped mid-job" without stopping the
+/// test can stop and start again: "Cobbler stopped mid-job" without stopping the
 /// machine-wide cobblerd that other tests use. Stopped, it refuses connections and
 /// has cut the open ones.
 pub struct CobblerProxy {
@@ -681,7 +690,7 @@ impl CobblerProxy {
     }
 
     /// Cobbler is back, on the same port.
-    pub fn resume(&self) {
+    pub fn start_again(&self) {
         let mut listener = self.proxy.listener.lock().unwrap();
         if listener.is_none() {
             let fresh = TcpListener::bind(("127.0.0.1", self.port)).expect("the proxy's port again");
