@@ -34,6 +34,11 @@ if ! cmp -s tests/oracle/package-lock.json "$stamp" 2>/dev/null; then
     cp tests/oracle/package-lock.json "$stamp"
 fi
 
+# A real Cobbler server (tests/cobbler): Debian packages and its venv now; the tests
+# start it, and it is stopped when the suite ends.
+log "installing the test Cobbler (tests/cobbler/cobbler.sh install)"
+tests/cobbler/cobbler.sh install
+
 if [ ! -f ../shared/corpus/README.md ] && [ -z "${METALFARM_CORPUS:-}" ]; then
     echo "../shared/corpus is missing: the corpus tests need shared/ beside the repository" >&2
     exit 2
@@ -48,7 +53,7 @@ log "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 log "cargo test"
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+trap 'rm -f "$results"; tests/cobbler/cobbler.sh stop' EXIT
 cargo test --locked 2>&1 | tee "$results"
 # One closing line for the whole suite (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod cli;
+pub mod cobbler;
 pub mod farm;
 pub mod forge;
 pub mod lab;
