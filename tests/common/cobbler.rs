@@ -6,14 +6,18 @@
 //! harness's own XML-RPC calls go through the venv's python (`tests/cobbler/cobbler_rpc.py`):
 //! the product's client lives in `src/provision/`, and the tests must not share its bugs.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use super::testhost::{Machine, TestHosts};
 
 /// The venv that `cobbler.sh install` makes.
 const VENV_PYTHON: &str = "/var/lib/metalfarm-test/cobbler-venv/bin/python3";
@@ -242,4 +246,506 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16,
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{url}: not an HTTP response: {head}"))?;
     Ok((status, body.to_owned()))
+}
+
+impl Clone for TestCobbler {
+    fn clone(&self) -> TestCobbler {
+        TestCobbler {
+            url: self.url.clone(),
+            user: self.user.clone(),
+            password_file: self.password_file.clone(),
+            svc_url: self.svc_url.clone(),
+            token: Mutex::new(self.token.lock().unwrap().clone()),
+        }
+    }
+}
+
+/// What the "installer" does when a host powers on with netboot on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// After the host's install delay: wiped, new keys, announced, nopxe, booted.
+    Normal,
+    /// Starts (the host stays down) and never finishes: no announce, no nopxe.
+    Hangs,
+}
+
+/// The default time an install takes.
+pub const INSTALL_DELAY: Duration = Duration::from_secs(1);
+/// Where the fence agent keeps its power states and `.fail` files.
+const FENCE_STATE: &str = "/var/lib/cobbler/fence_farmtest";
+
+/// One Cobbler system per test host, whose power type (`farmtest`) powers that host:
+/// `power_system` makes Cobbler run `/usr/sbin/fence_farmtest`, which tells the lab's
+/// listener `off <system>` (the host is killed) or `on <system>` (with netboot on,
+/// the host is "reinstalled" on a thread, as a kickstart would: wiped, new host keys,
+/// announced to the farm, nopxe and the post trigger through the svc, booted; with
+/// netboot off it just boots). Dropping the lab removes its systems.
+///
+/// System names are unique on the machine (`mf<pid>-<n>-<host>`): tests in parallel
+/// share the one Cobbler.
+pub struct PowerLab {
+    lab: Arc<Lab>,
+    port: u16,
+    listener: Option<JoinHandle<()>>,
+}
+
+struct Lab {
+    cobbler: TestCobbler,
+    started: Instant,
+    hosts: Vec<LabHost>,
+    closed: AtomicBool,
+    /// Installers and boots in flight, joined on Drop.
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct LabHost {
+    system: String,
+    machine: Arc<Machine>,
+    install: Mutex<Install>,
+    install_delay: Mutex<Duration>,
+    installs: AtomicUsize,
+    /// Everything that happened to the host: when (since the lab started), what.
+    events: Mutex<Vec<(Duration, String)>>,
+    /// Bumped by every power action; an installer or boot whose generation is no
+    /// longer current (the host was powered off or on since) does nothing.
+    generation: AtomicU64,
+    /// Serialises what changes the machine (kill, wipe, boot).
+    power: Mutex<()>,
+}
+
+impl PowerLab {
+    /// Registers one Cobbler system per test host (profile `metalfarm-test`, power
+    /// type `farmtest`, netboot off, interface eth0 with the host's address and a
+    /// random MAC) and starts the listener the fence agent notifies.
+    pub fn start(cobbler: &TestCobbler, hosts: &TestHosts) -> PowerLab {
+        remove_stale_systems(cobbler);
+        static LABS: AtomicUsize = AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, Ordering::Relaxed) + 1;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the power lab's listener");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("the listener's address").port();
+        let lab_hosts: Vec<LabHost> = hosts
+            .hosts()
+            .iter()
+            .map(|host| LabHost {
+                system: format!("mf{}-{n}-{}", std::process::id(), host.name()),
+                machine: host.machine(),
+                install: Mutex::new(Install::Normal),
+                install_delay: Mutex::new(INSTALL_DELAY),
+                installs: AtomicUsize::new(0),
+                events: Mutex::new(Vec::new()),
+                generation: AtomicU64::new(0),
+                power: Mutex::new(()),
+            })
+            .collect();
+        for host in &lab_hosts {
+            let attrs = json!({
+                "name": host.system,
+                "profile": TEST_PROFILE,
+                "hostname": host.system,
+                "netboot_enabled": false,
+                "power_type": "farmtest",
+                "power_id": host.system,
+                "power_options": format!("notify=127.0.0.1:{port}"),
+                "interface": "eth0",
+                "mac_address": random_mac(),
+                "ip_address": host.machine.address(),
+            });
+            cobbler
+                .call_with_token(
+                    "xapi_object_edit",
+                    &[json!("system"), json!(host.system), json!("add"), attrs],
+                )
+                .unwrap_or_else(|e| panic!("adding Cobbler system {}: {e}", host.system));
+        }
+        let lab = Arc::new(Lab {
+            cobbler: cobbler.clone(),
+            started: Instant::now(),
+            hosts: lab_hosts,
+            closed: AtomicBool::new(false),
+            workers: Mutex::new(Vec::new()),
+        });
+        let listener = {
+            let lab = Arc::clone(&lab);
+            std::thread::spawn(move || lab.listen(listener))
+        };
+        PowerLab { lab, port, listener: Some(listener) }
+    }
+
+    /// The Cobbler system of the `i`th test host (from 0).
+    pub fn system_name(&self, i: usize) -> &str {
+        &self.lab.hosts[i].system
+    }
+
+    /// The port the fence agent notifies (`power_options` `notify=127.0.0.1:<port>`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn set_install(&self, i: usize, install: Install) {
+        *self.lab.hosts[i].install.lock().unwrap() = install;
+    }
+
+    /// How long the `i`th host's install takes (default [`INSTALL_DELAY`]).
+    pub fn set_install_delay(&self, i: usize, delay: Duration) {
+        *self.lab.hosts[i].install_delay.lock().unwrap() = delay;
+    }
+
+    /// Makes the fence agent fail on/off for the `i`th host (rc 1; Cobbler retries
+    /// three times, then `power_system` faults).
+    pub fn set_power_fails(&self, i: usize, fails: bool) {
+        let path = Path::new(FENCE_STATE).join(format!("{}.fail", self.system_name(i)));
+        if fails {
+            std::fs::create_dir_all(FENCE_STATE).expect("the fence agent's folder");
+            std::fs::write(&path, "").expect("the .fail file");
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// How many installs started on the `i`th host (power on with netboot on).
+    pub fn install_count(&self, i: usize) -> usize {
+        self.lab.hosts[i].installs.load(Ordering::SeqCst)
+    }
+
+    /// What happened to the `i`th host, in order: the fence agent's `off` and `on`,
+    /// and what the installer and boots did (`install started`, `install hangs`,
+    /// `announced: HTTP 204`, `nopxe: True`, `trig/mode/post: True`, `booted`, …).
+    pub fn events(&self, i: usize) -> Vec<String> {
+        self.lab.hosts[i].events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Only the fence agent's power actions for the `i`th host: `off`, `on`.
+    pub fn power_actions(&self, i: usize) -> Vec<String> {
+        self.events(i).into_iter().filter(|e| e == "on" || e == "off").collect()
+    }
+
+    /// [`PowerLab::events`] as text for an assertion message, one line each, with
+    /// the time since the lab started.
+    pub fn power_log(&self, i: usize) -> String {
+        let events = self.lab.hosts[i].events.lock().unwrap();
+        events.iter().map(|(at, event)| format!("{:8.3}s {event}\n", at.as_secs_f64())).collect()
+    }
+}
+
+impl Drop for PowerLab {
+    fn drop(&mut self) {
+        self.lab.closed.store(true, Ordering::SeqCst);
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+        // Workers stop at their next check; a boot in flight ends within the boot timeout.
+        let workers: Vec<_> = self.lab.workers.lock().unwrap().drain(..).collect();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        for host in &self.lab.hosts {
+            if let Err(e) = self.lab.cobbler.call_with_token("remove_system", &[json!(host.system)]) {
+                eprintln!("power lab: removing Cobbler system {}: {e}", host.system);
+            }
+            let _ = std::fs::remove_file(Path::new(FENCE_STATE).join(&host.system));
+            let _ = std::fs::remove_file(Path::new(FENCE_STATE).join(format!("{}.fail", host.system)));
+        }
+    }
+}
+
+impl Lab {
+    fn listen(self: Arc<Lab>, listener: TcpListener) {
+        while !self.closed.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => self.answer(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => eprintln!("power lab: accept: {e}"),
+            }
+        }
+    }
+
+    /// One request of the fence agent, `<on|off> <system>`, answered at once with
+    /// `ok` or `error …`; what takes time runs on a worker thread.
+    fn answer(self: &Arc<Lab>, stream: TcpStream) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut line = String::new();
+        if BufReader::new(&stream).read_line(&mut line).is_err() {
+            return;
+        }
+        let reply = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [action @ ("on" | "off"), system] => match self.hosts.iter().position(|h| h.system == system) {
+                Some(i) => {
+                    self.power(i, action);
+                    "ok".to_owned()
+                }
+                None => format!("error: no system {system} in this lab"),
+            },
+            _ => format!("error: cannot read {:?}", line.trim()),
+        };
+        let _ = (&stream).write_all(format!("{reply}\n").as_bytes());
+    }
+
+    fn power(self: &Arc<Lab>, i: usize, action: &str) {
+        let host = &self.hosts[i];
+        self.note(i, action.to_owned());
+        let generation = host.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        if action == "off" {
+            let _power = host.power.lock().unwrap();
+            host.machine.kill();
+            return;
+        }
+        let install = self.netboot_enabled(&host.system);
+        if install {
+            host.installs.fetch_add(1, Ordering::SeqCst);
+        }
+        let lab = Arc::clone(self);
+        let worker =
+            std::thread::spawn(
+                move || {
+                    if install {
+                        lab.install(i, generation)
+                    } else {
+                        lab.boot(i, generation)
+                    }
+                },
+            );
+        self.workers.lock().unwrap().push(worker);
+    }
+
+    /// netboot_enabled as saved (what a PXE boot would see), from Cobbler's own file.
+    fn netboot_enabled(&self, system: &str) -> bool {
+        let path = format!("/var/lib/cobbler/collections/systems/{system}.json");
+        match std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+            Some(saved) => saved["netboot_enabled"].as_bool().unwrap_or(false),
+            None => self.cobbler.get_system(system).is_some_and(|s| s["netboot_enabled"] == json!(true)),
+        }
+    }
+
+    fn note(&self, i: usize, event: String) {
+        self.hosts[i].events.lock().unwrap().push((self.started.elapsed(), event));
+    }
+
+    /// Whether the power action that started this worker is still the latest one.
+    fn current(&self, i: usize, generation: u64) -> bool {
+        !self.closed.load(Ordering::SeqCst) && self.hosts[i].generation.load(Ordering::SeqCst) == generation
+    }
+
+    /// Power on without netboot: the same OS boots (same keys, new boot id).
+    fn boot(&self, i: usize, generation: u64) {
+        let host = &self.hosts[i];
+        let _power = host.power.lock().unwrap();
+        if !self.current(i, generation) || host.machine.is_running() {
+            return;
+        }
+        host.machine.start();
+        self.note(i, "booted".into());
+    }
+
+    /// Power on with netboot: what the installer and the kickstart's %post do.
+    fn install(&self, i: usize, generation: u64) {
+        let host = &self.hosts[i];
+        self.note(i, "install started".into());
+        {
+            // The installer runs: the OS is down meanwhile.
+            let _power = host.power.lock().unwrap();
+            host.machine.kill();
+        }
+        let deadline = Instant::now() + *host.install_delay.lock().unwrap();
+        while Instant::now() < deadline {
+            if !self.current(i, generation) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if *host.install.lock().unwrap() == Install::Hangs {
+            self.note(i, "install hangs".into());
+            return;
+        }
+        let _power = host.power.lock().unwrap();
+        if !self.current(i, generation) {
+            return;
+        }
+        host.machine.wipe_and_rekey();
+        self.announce(i);
+        for op in ["nopxe", "trig/mode/post"] {
+            let event = match self.cobbler.svc_get(&format!("/cblr/svc/op/{op}/system/{}", host.system)) {
+                Ok(body) => format!("{op}: {body}"),
+                Err(e) => format!("{op} failed: {e}"),
+            };
+            self.note(i, event);
+        }
+        host.machine.start();
+        self.note(i, "booted".into());
+    }
+
+    /// The kickstart's announcement: the new host key to the farm, with the token the
+    /// farm put in the system's autoinstall_meta. Logged, never fatal.
+    fn announce(&self, i: usize) {
+        let host = &self.hosts[i];
+        let meta = match self.cobbler.call("get_system", &[json!(host.system), json!(false), json!(true)]) {
+            Ok(system) => system["autoinstall_meta"].clone(),
+            Err(e) => {
+                self.note(i, format!("announce skipped: get_system: {e}"));
+                return;
+            }
+        };
+        let field = |key: &str| {
+            meta[key].as_str().map(str::to_owned).or_else(|| meta[key].as_i64().map(|n| n.to_string()))
+        };
+        let Some(url) = field("metalfarm_url").filter(|u| !u.is_empty()) else {
+            self.note(i, "announce skipped: no metalfarm_url".into());
+            return;
+        };
+        let name = field("metalfarm_host").unwrap_or_else(|| host.system.clone());
+        let body = json!({"token": field("metalfarm_token").unwrap_or_default(), "host_key": host.machine.host_key()});
+        let target = format!("{}/api/v1/hosts/{name}/installed", url.trim_end_matches('/'));
+        let event = match http_request("POST", &target, Some(&body.to_string())) {
+            Ok((status, _)) if (200..300).contains(&status) => format!("announced: HTTP {status}"),
+            Ok((status, reply)) => format!("announce refused: HTTP {status}: {}", reply.trim()),
+            Err(e) => format!("announce failed: {e}"),
+        };
+        if !event.starts_with("announced") {
+            eprintln!("power lab: {}: {event}", host.system);
+        }
+        self.note(i, event);
+    }
+}
+
+/// A locally administered MAC, random enough that labs never collide.
+fn random_mac() -> String {
+    let uuid =
+        std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("a random uuid").replace('-', "");
+    format!("52:54:{}:{}:{}:{}", &uuid[0..2], &uuid[2..4], &uuid[4..6], &uuid[6..8])
+}
+
+/// Systems that labs of test processes now gone left behind (a panic in Drop, a kill).
+fn remove_stale_systems(cobbler: &TestCobbler) {
+    let Ok(Value::Array(names)) = cobbler.call("get_item_names", &[json!("system")]) else {
+        return;
+    };
+    for name in names.iter().filter_map(Value::as_str) {
+        let pid = name
+            .strip_prefix("mf")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = cobbler.call_with_token("remove_system", &[json!(name)]);
+            eprintln!("power lab: removed Cobbler system {name} of the gone process {pid}");
+        }
+    }
+}
+
+/// A TCP forwarder on `127.0.0.1:<random>` to the test Cobbler's XML-RPC, which a
+/// test can stop and start again: "Cobbler stopped mid-job" without stopping the
+/// machine-wide cobblerd that other tests use. Stopped, it refuses connections and
+/// has cut the open ones.
+pub struct CobblerProxy {
+    port: u16,
+    proxy: Arc<Proxy>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct Proxy {
+    upstream: std::net::SocketAddr,
+    listener: Mutex<Option<TcpListener>>,
+    /// Both ends of every forwarded connection, cut on stop.
+    open: Mutex<Vec<TcpStream>>,
+    closed: AtomicBool,
+}
+
+impl CobblerProxy {
+    pub fn start(cobbler: &TestCobbler) -> CobblerProxy {
+        let authority = cobbler.url().trim_start_matches("http://").trim_end_matches('/');
+        let upstream = authority.parse().expect("the test Cobbler's URL is http://IP:PORT/");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the proxy's listener");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let port = listener.local_addr().expect("the proxy's address").port();
+        let proxy = Arc::new(Proxy {
+            upstream,
+            listener: Mutex::new(Some(listener)),
+            open: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        });
+        let acceptor = {
+            let proxy = Arc::clone(&proxy);
+            std::thread::spawn(move || proxy.accept_loop())
+        };
+        CobblerProxy { port, proxy, acceptor: Some(acceptor) }
+    }
+
+    /// The XML-RPC URL through the proxy, `http://127.0.0.1:<port>/`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cobbler "goes away": new connections are refused, open ones are cut.
+    pub fn stop(&self) {
+        drop(self.proxy.listener.lock().unwrap().take());
+        for stream in self.proxy.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Cobbler is back, on the same port.
+    pub fn start_again(&self) {
+        let mut listener = self.proxy.listener.lock().unwrap();
+        if listener.is_none() {
+            let fresh = TcpListener::bind(("127.0.0.1", self.port)).expect("the proxy's port again");
+            fresh.set_nonblocking(true).expect("a non-blocking listener");
+            *listener = Some(fresh);
+        }
+    }
+}
+
+impl Drop for CobblerProxy {
+    fn drop(&mut self) {
+        self.stop();
+        self.proxy.closed.store(true, Ordering::SeqCst);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+impl Proxy {
+    fn accept_loop(self: Arc<Proxy>) {
+        while !self.closed.load(Ordering::SeqCst) {
+            let accepted = match self.listener.lock().unwrap().as_ref() {
+                Some(listener) => listener.accept().map(|(stream, _)| stream),
+                None => Err(std::io::ErrorKind::WouldBlock.into()),
+            };
+            match accepted {
+                Ok(client) => self.forward(client),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => eprintln!("cobbler proxy: accept: {e}"),
+            }
+        }
+    }
+
+    fn forward(&self, client: TcpStream) {
+        let _ = client.set_nonblocking(false);
+        let Ok(server) = TcpStream::connect_timeout(&self.upstream, Duration::from_secs(5)) else {
+            return; // the client sees the connection close, as with a dead server
+        };
+        let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+            return;
+        };
+        {
+            let mut open = self.open.lock().unwrap();
+            open.retain(|s| s.peer_addr().is_ok());
+            open.extend([client.try_clone(), server.try_clone()].into_iter().flatten());
+        }
+        // Copies end when either side closes (or stop cuts both).
+        for (mut from, mut to) in [(client, server), (server2, client2)] {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    }
 }

@@ -1,16 +1,17 @@
 //! Real OpenSSH test hosts: one `sshd` per host, each on its own loopback address
 //! (`127.b.c.d`, never `127.0.x.x`), inside its own PID, mount and UTS namespaces.
 //!
-//! A host has its own process list, hostname, `/root` (its [`TestHost::state_dir`]),
+//! A host has its own process list, hostname, `/root` (its [`Machine::state_dir`]),
 //! a fresh `/tmp` and boot id per boot, ed25519 host keys, and the farm key in its
 //! `authorized_keys`. Its `reboot` command takes it down (every process killed) and
 //! brings it back after [`REBOOT_DELAY`] with a new boot id. The namespace's init is
 //! `tests/testhost/boot.sh`; killing it kills the whole host. Everything stops on
 //! Drop, and a host also stops by itself when the test process dies.
 //!
-//! Faults: [`TestHost::kill`] (power-off: connections close at once),
-//! [`TestHost::freeze`] (a silent link: connections stay open, nothing answers; only
-//! keepalives notice), [`TestHost::reinstall`] (new host keys and state).
+//! Faults: [`Machine::kill`] (power-off: connections close at once),
+//! [`Machine::freeze`] (a silent link: connections stay open, nothing answers; only
+//! keepalives notice), [`Machine::reinstall`] (new host keys and state; its
+//! installer's part alone is [`Machine::wipe_and_rekey`]).
 //!
 //! Needs root, `unshare`/`nsenter` (util-linux) and `openssh-server`/`openssh-client`
 //! (`scripts/test.sh` installs them). The methods block (they run `ssh-keygen` and
@@ -21,7 +22,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a rebooted host stays down.
@@ -55,7 +56,7 @@ impl TestHosts {
         ssh_keygen(&farm_key, "metalfarm-test-farm");
         let farm_public = std::fs::read_to_string(farm_key.with_extension("pub")).expect("farm public key");
         let hosts: Vec<TestHost> =
-            (1..=n).map(|i| TestHost::create(dir.path(), &format!("host-{i}"), farm_public.trim())).collect();
+            (1..=n).map(|i| Machine::create(dir.path(), &format!("host-{i}"), farm_public.trim())).collect();
         // Booted together: all spawned first, then each waited for.
         for host in &hosts {
             host.spawn();
@@ -90,9 +91,28 @@ impl TestHosts {
     }
 }
 
-/// One host. Methods take `&self` so a test can kill a host while another thread
-/// talks to it.
-pub struct TestHost {
+/// One host; dropping it kills the host. Its methods are [`Machine`]'s.
+pub struct TestHost(Arc<Machine>);
+
+impl std::ops::Deref for TestHost {
+    type Target = Machine;
+
+    fn deref(&self) -> &Machine {
+        &self.0
+    }
+}
+
+impl TestHost {
+    /// The host as a shared handle, for a thread that powers it (the power lab's
+    /// fence agent) while the test holds the [`TestHost`].
+    pub fn machine(&self) -> Arc<Machine> {
+        Arc::clone(&self.0)
+    }
+}
+
+/// A test host's machine. Methods take `&self` so a test can kill a host while
+/// another thread talks to it.
+pub struct Machine {
     name: String,
     address: Ipv4Addr,
     port: u16,
@@ -110,7 +130,7 @@ struct Running {
     init_pid: u32,
 }
 
-impl TestHost {
+impl Machine {
     /// The folder first on the host's PATH: its `reboot`, copied from `tests/testhost/bin`
     /// into the host's folder (the checkout may be under /tmp, which the host hides).
     fn bin_dir(&self) -> PathBuf {
@@ -119,7 +139,7 @@ impl TestHost {
 
     fn create(parent: &Path, name: &str, farm_public: &str) -> TestHost {
         let address = next_address();
-        let host = TestHost {
+        let host = Machine {
             name: name.to_string(),
             address,
             port: free_port(address),
@@ -128,7 +148,7 @@ impl TestHost {
             running: Mutex::new(None),
         };
         host.install();
-        host
+        TestHost(Arc::new(host))
     }
 
     pub fn name(&self) -> &str {
@@ -183,7 +203,7 @@ impl TestHost {
     }
 
     /// Kills the host at once (its init, hence sshd and every process on it). It
-    /// stays down until [`TestHost::start`]. Returns when all its processes are gone.
+    /// stays down until [`Machine::start`]. Returns when all its processes are gone.
     pub fn kill(&self) {
         if let Some(mut running) = self.running.lock().unwrap().take() {
             // SAFETY: kill(2) on a PID we own; harmless if it already ended.
@@ -206,13 +226,20 @@ impl TestHost {
     /// up again: as a reinstall by the provisioner.
     pub fn reinstall(&self) {
         self.kill();
-        std::fs::remove_dir_all(&self.dir).expect("wipe the host's state");
-        self.install();
+        self.wipe_and_rekey();
         self.start();
     }
 
+    /// The installer's part of a reinstall, on a host that is down: state wiped
+    /// (/root, host keys, machine id) and new host keys. [`Machine::start`] boots it.
+    pub fn wipe_and_rekey(&self) {
+        assert!(!self.is_running(), "{} must be down to be reinstalled", self.name);
+        std::fs::remove_dir_all(&self.dir).expect("wipe the host's state");
+        self.install();
+    }
+
     /// Stops (SIGSTOP) every process of the host but its init: connections stay open
-    /// and nothing answers, as when the link is cut silently. [`TestHost::thaw`]
+    /// and nothing answers, as when the link is cut silently. [`Machine::thaw`]
     /// undoes it.
     pub fn freeze(&self) {
         let out = self.run("kill -STOP -1");
@@ -323,6 +350,13 @@ impl TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        // A handle that outlived its TestHost may have booted it again.
         self.kill();
     }
 }
