@@ -40,6 +40,14 @@ fi
 log "installing the test Cobbler (tests/cobbler/cobbler.sh install)"
 tests/cobbler/cobbler.sh install
 
+# pykickstart's ksvalidator checks the kickstart Cobbler renders (tests/provision_kickstart.rs).
+ks_venv=/var/lib/metalfarm-test/pykickstart-venv
+if [ ! -x "$ks_venv/bin/ksvalidator" ]; then
+    log "installing pykickstart ($ks_venv)"
+    python3 -m venv "$ks_venv"
+    "$ks_venv/bin/pip" install --quiet --disable-pip-version-check pykickstart==3.78
+fi
+
 if [ ! -f ../shared/corpus/README.md ] && [ -z "${METALFARM_CORPUS:-}" ]; then
     echo "../shared/corpus is missing: the corpus tests need shared/ beside the repository" >&2
     exit 2

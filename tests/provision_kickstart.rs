@@ -131,6 +131,24 @@ fn assert_rendered_cleanly(rendered: &str) {
     assert!(!rendered.contains("$metalfarm_"), "an autoinstall_meta variable is left:\n{rendered}");
 }
 
+/// `scripts/test.sh` installs pykickstart (pinned) here.
+const KSVALIDATOR: &str = "/var/lib/metalfarm-test/pykickstart-venv/bin/ksvalidator";
+
+/// pykickstart's `ksvalidator` accepts the kickstart for the installer `version` (`F18`, `RHEL9`).
+fn assert_valid_kickstart(rendered: &str, version: &str) {
+    assert!(Path::new(KSVALIDATOR).exists(), "{KSVALIDATOR} is missing: run scripts/test.sh");
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), rendered).expect("write the kickstart");
+    let out =
+        Command::new(KSVALIDATOR).args(["-v", version]).arg(file.path()).output().expect("run ksvalidator");
+    assert!(
+        out.status.success(),
+        "ksvalidator -v {version} refuses the kickstart: {}{}\n{rendered}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 /// The `%post` section that runs in the installed system (not `%post --nochroot`).
 fn post_section(rendered: &str) -> &str {
     let start = rendered.find("\n%post\n").expect("a %post section") + "\n%post\n".len();
@@ -245,6 +263,10 @@ fn the_kickstart_renders_for_a_test_system() {
     let rendered = rendered.as_str().expect("the kickstart is text").to_owned();
     assert_rendered_cleanly(&rendered);
 
+    // A kickstart the installers of the design's profile (Fedora 18) and of today take.
+    assert_valid_kickstart(&rendered, "F18");
+    assert_valid_kickstart(&rendered, "RHEL9");
+
     // A text install that reboots, from the distro's tree.
     for line in ["text", "reboot", &format!("url --url={tree}")] {
         assert!(rendered.lines().any(|l| l.trim() == line), "no `{line}` line:\n{rendered}");
@@ -270,7 +292,7 @@ fn the_kickstart_renders_for_a_test_system() {
         post[..sync].lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     assert_eq!(before, ["set -x -v", "exec 1>/root/ks-post.log 2>&1"], "%post work before the time sync");
     assert!(post.lines().any(|l| l.trim() == "systemctl mask tmp.mount"), "tmp.mount is not masked:\n{post}");
-    assert!(rendered.contains("--ntpservers=ntp.lab.test"));
+    assert!(post.contains("echo \"server ntp.lab.test iburst\" >> /etc/chrony.conf"), "chrony.conf: {post}");
 
     // The announcement, then nopxe and the post trigger for this system, in that order.
     let svc = format!("{}/cblr/svc/op", cobbler.svc_url());
