@@ -156,39 +156,57 @@ fn post_section(rendered: &str) -> &str {
     &rendered[start..end]
 }
 
-/// A stand-in farm: answers one request with `status` and hands over what it got.
-fn one_shot_farm(status: &str) -> (String, mpsc::Receiver<(String, String)>) {
+/// A stand-in farm: answers the requests that come, one connection each, with `statuses`
+/// in turn, and hands over each request's line and body.
+fn stand_in_farm(statuses: &[&str]) -> (String, mpsc::Receiver<(String, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stand-in farm");
     let url = format!("http://{}", listener.local_addr().expect("its address"));
-    let status = status.to_owned();
+    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let (stream, _) = listener.accept().expect("the announcement connects");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        let mut reader = BufReader::new(stream);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).expect("request line");
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            reader.read_line(&mut header).expect("header");
-            if header.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("a length");
+        for status in statuses {
+            let (stream, _) = listener.accept().expect("the announcement connects");
+            stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).expect("request line");
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).expect("header");
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().expect("a length");
+                    }
                 }
             }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            let mut stream = reader.into_inner();
+            write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .expect("answer");
+            if tx.send((request_line.trim().to_owned(), text(&body))).is_err() {
+                return;
+            }
         }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
-        let mut stream = reader.into_inner();
-        write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .expect("answer");
-        tx.send((request_line.trim().to_owned(), text(&body))).expect("the test waits");
     });
     (url, rx)
+}
+
+/// Runs a rendered announcement as the installed system would, its `/etc/ssh` in `etc_ssh`.
+fn run_announcement(script: &str, etc_ssh: &Path) -> Output {
+    let script = script.replace("/etc/ssh/", &format!("{}/", etc_ssh.display()));
+    let ran = Command::new("bash").arg("-c").arg(&script).output().expect("run bash");
+    assert!(
+        ran.status.success(),
+        "the announcement failed the install: {}{}",
+        text(&ran.stdout),
+        text(&ran.stderr)
+    );
+    ran
 }
 
 #[test]
@@ -241,7 +259,8 @@ fn the_kickstart_renders_for_a_test_system() {
 
     // The system as the farm leaves it before a reinstall: named like the host, with the
     // announcement's settings in its autoinstall_meta.
-    let (farm_url, farm_request) = one_shot_farm("204 No Content");
+    // The farm is busy at first: the install asks again.
+    let (farm_url, farm_requests) = stand_in_farm(&["503 Service Unavailable", "204 No Content"]);
     let token = format!("token-{}", std::process::id());
     let handle = cobbler.call_with_token("new_system", &[]).expect("new_system");
     let meta = json!({"metalfarm_url": farm_url, "metalfarm_host": "host-1", "metalfarm_token": token});
@@ -307,17 +326,28 @@ fn the_kickstart_renders_for_a_test_system() {
     let etc_ssh = dir.path().join("etc-ssh");
     std::fs::create_dir(&etc_ssh).unwrap();
     let end = post.find("# End metalfarm_announce").expect("the announcement ends");
-    let script = post[announce..end].replace("/etc/ssh/", &format!("{}/", etc_ssh.display()));
-    let ran = Command::new("bash").arg("-c").arg(&script).output().expect("run bash");
-    assert!(ran.status.success(), "the announcement failed: {}{}", text(&ran.stdout), text(&ran.stderr));
-    let (request_line, body) =
-        farm_request.recv_timeout(Duration::from_secs(30)).expect("the farm heard the host");
-    assert_eq!(request_line, "POST /api/v1/hosts/host-1/installed HTTP/1.1");
+    let script = &post[announce..end];
+    let ran = run_announcement(script, &etc_ssh);
     let host_key = std::fs::read_to_string(etc_ssh.join("ssh_host_ed25519_key.pub")).expect("a new host key");
     let host_key: Vec<&str> = host_key.split_whitespace().take(2).collect();
-    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
-    assert_eq!(body, json!({"token": token, "host_key": host_key.join(" ")}));
-    assert!(text(&ran.stdout).contains("attempt 1: HTTP 204"), "{}", text(&ran.stdout));
+    for _ in 0..2 {
+        let (request_line, body) =
+            farm_requests.recv_timeout(Duration::from_secs(30)).expect("the farm heard the host");
+        assert_eq!(request_line, "POST /api/v1/hosts/host-1/installed HTTP/1.1");
+        let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        assert_eq!(body, json!({"token": token, "host_key": host_key.join(" ")}));
+    }
+    let log = text(&ran.stdout);
+    assert!(log.contains("attempt 1: HTTP 503") && log.contains("attempt 2: HTTP 204"), "{log}");
+    assert!(!log.contains("attempt 3"), "asked again after the farm accepted: {log}");
+
+    // A farm that refuses (not this install's token) is not asked again, and the install
+    // goes on: the farm times it out.
+    let (refusing_url, refused) = stand_in_farm(&["403 Forbidden", "204 No Content"]);
+    let ran = run_announcement(&script.replace(&farm_url, &refusing_url), &etc_ssh);
+    refused.recv_timeout(Duration::from_secs(30)).expect("the refusing farm heard the host");
+    let log = text(&ran.stdout);
+    assert!(log.contains("attempt 1: HTTP 403") && !log.contains("attempt 2"), "{log}");
 
     // The rendered nopxe reaches Cobbler and turns this system's netboot off.
     cobbler.set_netboot(&system, true);
