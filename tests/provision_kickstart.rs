@@ -361,6 +361,22 @@ fn the_kickstart_renders_for_a_test_system() {
     let rendered = rendered.as_str().expect("the kickstart is text");
     assert_rendered_cleanly(rendered);
     assert!(!rendered.contains("metalfarm_announce") && !rendered.contains("/nopxe/"), "{rendered}");
+
+    // A profile without the farm's ed25519 key gives no kickstart at all: the farm could
+    // not log in to what it installed.
+    let handle = cobbler.call_with_token("get_profile_handle", &[json!(profile)]).expect("the profile");
+    let old_key = json!({"metalfarm_ssh_key": "ssh-dss AAAAB3NzaC1kc3MAAACBAP farm@old"});
+    let set =
+        cobbler.call_with_token("modify_profile", &[handle.clone(), json!("autoinstall_meta"), old_key]);
+    assert_eq!(set, Ok(json!(true)));
+    cobbler.call_with_token("save_profile", &[handle]).expect("save_profile");
+    let rendered =
+        cobbler.call("generate_autoinstall", &[json!(""), json!(system)]).expect("generate_autoinstall");
+    let rendered = rendered.as_str().expect("the kickstart is text");
+    assert!(
+        rendered.contains("had errors") && !rendered.contains("%post"),
+        "rendered with a DSA key:\n{rendered}"
+    );
 }
 
 #[test]
