@@ -128,7 +128,7 @@ async fn a_job_that_starts_with_provision_runs_its_next_step_on_the_fresh_host()
     let cobbler = TestCobbler::start();
     let hosts = TestHosts::start(1);
     let lab = PowerLab::start(&cobbler, &hosts);
-    let (server, forge) = farm("", &farm_toml(&cobbler, &cobbler.url(), &lab, &hosts, "60s")).await;
+    let (server, forge) = farm("", &farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s")).await;
     server.write("workflows/sanity.yml", PROVISIONED);
     let store = server.store().await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -166,7 +166,7 @@ async fn an_install_that_never_finishes_moves_the_job_and_the_host_is_repaired_t
     let hosts = TestHosts::start(2);
     let lab = PowerLab::start(&cobbler, &hosts);
     lab.set_install(0, Install::Hangs);
-    let config = farm_toml(&cobbler, &cobbler.url(), &lab, &hosts, "2s");
+    let config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "2s");
     let (server, forge) = farm("broken_after = 2\n", &config).await;
     server.write("workflows/sanity.yml", PROVISIONED);
     let token = admin_token(&server);
@@ -244,7 +244,7 @@ async fn host_add_warns_loudly_when_the_cobbler_system_is_missing() {
     let cobbler = TestCobbler::start();
     let hosts = TestHosts::start(1);
     let lab = PowerLab::start(&cobbler, &hosts);
-    let config = farm_toml(&cobbler, &cobbler.url(), &lab, &hosts, "60s");
+    let config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s");
     let (server, _forge) = farm("", &config).await;
     let token = admin_token(&server);
 
@@ -269,7 +269,7 @@ async fn metalfarm_provision_reinstalls_a_host_outside_any_job() {
     let cobbler = TestCobbler::start();
     let hosts = TestHosts::start(1);
     let lab = PowerLab::start(&cobbler, &hosts);
-    let config = farm_toml(&cobbler, &cobbler.url(), &lab, &hosts, "60s");
+    let config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s");
     let (server, _forge) = farm("", &config).await;
     let token = admin_token(&server);
     assert!(hosts.host(0).run("touch /root/left-by-the-old-system").status.success());
