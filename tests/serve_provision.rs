@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::cli::{admin_token, cli, ok};
 use common::cobbler::{CobblerProxy, Install, PowerLab, TestCobbler};
-use common::farm::{app_key_pair, deliver, example_payload, get, FarmServer};
+use common::farm::{app_key_pair, host_json, job_log, push_master, wait_for_host_state, FarmServer};
 use common::forge::{ForgeCheckRun, TestForge};
 use common::lab::lab_toml;
 use common::testhost::TestHosts;
@@ -53,40 +53,8 @@ async fn farm(server_keys: &str, config: &str) -> (FarmServer, TestForge) {
     (server, forge)
 }
 
-async fn push(server: &FarmServer, delivery: &str) {
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(server, "push", delivery, payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
-
 fn named(runs: &[ForgeCheckRun], name: &str) -> Option<ForgeCheckRun> {
     runs.iter().find(|r| r.name == name).cloned()
-}
-
-async fn host(server: &FarmServer, name: &str) -> Value {
-    let answer = get(&server.url(&format!("/api/v1/hosts/{name}"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    serde_json::from_str(&answer.body).expect("a host as JSON")
-}
-
-/// Waits (bounded) until `name` is in `state`; the host as it then is.
-async fn wait_for_state(server: &FarmServer, name: &str, state: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = host(server, name).await;
-        if now["state"] == state {
-            return now;
-        }
-        assert!(Instant::now() < deadline, "{name} never became {state}: {now:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn job_log(server: &FarmServer, job_id: &str) -> String {
-    let answer = get(&server.url(&format!("/api/v1/jobs/{job_id}/log"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body
 }
 
 fn history(host: &Value) -> String {
@@ -140,7 +108,7 @@ async fn a_job_that_starts_with_provision_runs_its_next_step_on_the_fresh_host()
     let old_boot = hosts.host(0).boot_id();
     assert!(hosts.host(0).run("touch /root/left-by-the-old-system").status.success());
 
-    push(&server, "d-provision").await;
+    push_master(&server, "d-provision").await;
     let run = wait_for_check_run(&forge, "Sanity / sanity", Duration::from_secs(90)).await;
     assert_eq!(run.conclusion.as_deref(), Some("success"), "{run:#?}");
     assert_eq!(lab.install_count(0), 1);
@@ -154,7 +122,7 @@ async fn a_job_that_starts_with_provision_runs_its_next_step_on_the_fresh_host()
     assert!(log.contains("the old system's files are gone"), "{log}");
     assert!(!log.contains(&format!("boot {old_boot}")), "{log}");
     assert!(log.contains(&format!("boot {}", hosts.host(0).boot_id())), "{log}");
-    let kvm1 = host(&server, "kvm-1").await;
+    let kvm1 = host_json(&server, "kvm-1").await;
     assert_eq!(kvm1["state"], "ready", "{kvm1:#}");
     assert!(history(&kvm1).contains("reinstalled with profile metalfarm-test"), "{}", history(&kvm1));
     assert_eq!(forge.violations(), Vec::<String>::new());
@@ -172,8 +140,8 @@ async fn an_install_that_never_finishes_moves_the_job_and_the_host_is_repaired_t
     let token = admin_token(&server);
     // The job goes to kvm-1 first: kvm-2 waits locked until kvm-1 gave up.
     ok(&server, &token, &["host", "lock", "kvm-2", "--reason", "not yet"]);
-    push(&server, "d-hangs").await;
-    let repairing = wait_for_state(&server, "kvm-1", "repairing", Duration::from_secs(60)).await;
+    push_master(&server, "d-hangs").await;
+    let repairing = wait_for_host_state(&server, "kvm-1", "repairing", Duration::from_secs(60)).await;
     let reason = repairing["state_reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("did not finish within 2s (twice"), "{repairing:#}");
     // Powered on into the installer twice: the reinstall, then one more power cycle.
@@ -190,7 +158,7 @@ async fn an_install_that_never_finishes_moves_the_job_and_the_host_is_repaired_t
 
     // The repair loop reinstalls kvm-1 in the background; it hangs again: the second
     // failure in a row quarantines it.
-    let broken = wait_for_state(&server, "kvm-1", "broken", Duration::from_secs(90)).await;
+    let broken = wait_for_host_state(&server, "kvm-1", "broken", Duration::from_secs(90)).await;
     let broken_history = history(&broken);
     assert!(broken_history.contains("repair: reinstalling with profile metalfarm-test"), "{broken_history}");
     assert!(
@@ -211,7 +179,7 @@ async fn cobbler_stopped_mid_job_is_an_infrastructure_failure_and_the_host_is_re
     let config = farm_toml(&cobbler, &proxy.url(), &lab, &hosts, "60s");
     let (server, forge) = farm("infra_retries = 0\n", &config).await;
     server.write("workflows/sanity.yml", PROVISIONED);
-    push(&server, "d-cobbler-gone").await;
+    push_master(&server, "d-cobbler-gone").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while lab.install_count(0) == 0 {
         assert!(Instant::now() < deadline, "the install never started: {}", lab.power_log(0));
@@ -224,11 +192,11 @@ async fn cobbler_stopped_mid_job_is_an_infrastructure_failure_and_the_host_is_re
     assert_eq!(run.conclusion.as_deref(), Some("failure"), "{run:#?}");
     assert_eq!(run.title, "Infrastructure failure");
     assert!(run.summary.contains("is unreachable after 4 attempts"), "{}", run.summary);
-    assert_eq!(host(&server, "kvm-1").await["state"], "repairing");
+    assert_eq!(host_json(&server, "kvm-1").await["state"], "repairing");
 
     // Cobbler is back: the repair loop reinstalls the host and it is ready again.
     proxy.start_again();
-    let ready = wait_for_state(&server, "kvm-1", "ready", Duration::from_secs(90)).await;
+    let ready = wait_for_host_state(&server, "kvm-1", "ready", Duration::from_secs(90)).await;
     assert!(
         history(&ready).contains("repair: reinstalled with profile metalfarm-test"),
         "{}",
