@@ -65,8 +65,8 @@ install_all() {
 # The data files the wheel ships, copied to the paths Cobbler hard-codes, and the
 # test settings. Existing files are kept, except settings and users.digest.
 set_up() {
-    if [ -e /etc/cobbler ] && [ ! -e "$marker" ]; then
-        die "/etc/cobbler exists and was not made by this script: refusing to touch it"
+    if [ -n "$(ls -A /etc/cobbler 2>/dev/null)" ] && [ ! -e "$marker" ]; then
+        die "/etc/cobbler was not made by this script (no $marker): refusing to touch it"
     fi
     local site
     site=$(echo "$venv"/lib/python3*/site-packages)
