@@ -146,6 +146,8 @@ start() {
     install_all
     set_up
     if ! alive "$run/cobblerd.pid" && ! answers; then
+        # Install status is per address over the whole log: a new server starts afresh.
+        : >/var/log/cobbler/install.log
         spawn cobblerd "$venv/bin/cobblerd" -F
     fi
     alive "$run/svc.pid" || spawn svc "$venv/bin/python3" "$run/svc.py" "$svc_port"
