@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,30 +34,44 @@ pub struct TestCobbler {
     token: Mutex<Option<String>>,
 }
 
-/// The `COBBLER_*` lines of `cobbler.sh start`, once per test process.
-fn started() -> &'static [(String, String)] {
-    static LINES: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        let script = cobbler_dir().join("cobbler.sh");
-        let out = Command::new(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} start failed ({}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("cobbler.sh prints UTF-8")
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+/// The `COBBLER_*` lines of `cobbler.sh start`. The script runs once per test
+/// process, and again only if cobblerd stopped answering since.
+fn started() -> Vec<(String, String)> {
+    static LINES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    // A test that panicked while starting it leaves the lines as they were.
+    let mut lines = LINES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let answers = || {
+        [25151, 25152].iter().all(|&port| {
+            TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1))
+                .is_ok()
+        })
+    };
+    if lines.is_empty() || !answers() {
+        *lines = run_start_script();
+    }
+    lines.clone()
+}
+
+fn run_start_script() -> Vec<(String, String)> {
+    let script = cobbler_dir().join("cobbler.sh");
+    let out = Command::new(&script)
+        .arg("start")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} start failed ({}):\n{}",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("cobbler.sh prints UTF-8")
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 impl TestCobbler {
