@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// How often a job that met an infrastructure failure (host unreachable, SSH lost,
     /// disk full) is retried on another host before it fails.
     pub infra_retries: u32,
+    /// Infrastructure failures in a row (jobs or repairs) after which a host is
+    /// quarantined as `broken` until an admin unlocks it.
+    pub broken_after: u32,
     /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
     #[serde(with = "byte_size_text")]
     pub job_log_limit: u64,
@@ -87,8 +90,13 @@ pub struct CobblerConfig {
     pub username: String,
     pub password_file: Option<PathBuf>,
     pub default_profile: Option<String>,
+    /// How long an install may take; past it the host is power-cycled once more and
+    /// given as long again.
     #[serde(default = "default_install_timeout", with = "duration_text")]
     pub install_timeout: Duration,
+    /// The farm's base URL as the hosts reach it, where an install announces its new
+    /// SSH host key (default: `[server] public_url`).
+    pub announce_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -177,6 +185,7 @@ impl Default for ServerConfig {
             admin_token_file: "admin-token".into(),
             lease_timeout: Duration::from_secs(600),
             infra_retries: 2,
+            broken_after: 3,
             job_log_limit: 64 << 20,
         }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod exec;
 pub mod farm;
 pub mod forge;
+pub mod provision;
 pub mod store;
 pub mod web;
 pub mod workflow;

@@ -105,6 +105,10 @@ async fn host(args: HostArgs) -> Result<String, ClientError> {
         HostCommand::Add { name, labels, address, port, cobbler_system, arch } => {
             let new = NewHost { name, labels, address, port, cobbler_system, arch };
             let host: HostView = client.send(Method::POST, "/hosts", &new).await?;
+            // Loud, on stderr, even with --json: a host the farm cannot reinstall.
+            for warning in &host.warnings {
+                eprintln!("WARNING: {warning}");
+            }
             Ok(if json {
                 json_text(&host)
             } else {

@@ -13,6 +13,7 @@ pub mod host;
 pub mod job;
 pub mod label;
 pub mod plan;
+pub mod provision;
 pub mod run;
 pub mod serve;
 pub mod workflow_files;
@@ -48,6 +49,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// A manual run of a workflow, as `workflow_dispatch` (through the server's API).
     Dispatch(dispatch::DispatchArgs),
+    /// Reinstall one host through Cobbler outside any job (through the server's API).
+    Provision(provision::ProvisionArgs),
 }
 
 /// Exit code for usage and I/O errors, shared by every command.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Job(args) => job::run(args),
         Command::Run(args) => run::run(args),
         Command::Dispatch(args) => dispatch::run(args),
+        Command::Provision(args) => provision::run(args),
     }
 }
 

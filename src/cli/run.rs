@@ -523,7 +523,10 @@ impl LocalRunner {
                         eprintln!("metalfarm run: {address}: trusting the host key {shown} (first use; --known-hosts pins it)");
                         learned = Some(key);
                     }
-                    RunnerEvent::StepStarted { .. } | RunnerEvent::StepCompleted { .. } => {}
+                    RunnerEvent::StepStarted { .. }
+                    | RunnerEvent::StepCompleted { .. }
+                    // No provisioner here: `metalfarm/provision` fails before it reinstalls.
+                    | RunnerEvent::HostReinstalled { .. } => {}
                 }
             }
             learned

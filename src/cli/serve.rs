@@ -70,12 +70,35 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if forge.is_none() {
         tracing::warn!("no forge.app_id: check runs stay in the outbox until an App is configured");
     }
-    let farm = Arc::new(Farm::new(config, store.clone(), forge.clone()));
+    let provisioner = match &config.cobbler {
+        Some(cobbler) => {
+            let client = crate::provision::cobbler::CobblerClient::from_config(cobbler)
+                .with_context(|| format!("[cobbler] url = {}", cobbler.url))?;
+            Some(Arc::new(client) as Arc<dyn crate::provision::Provisioner>)
+        }
+        None => {
+            tracing::warn!("no [cobbler]: hosts are not reinstalled (metalfarm/provision fails, repairing hosts wait for an admin)");
+            None
+        }
+    };
+    let mut farm = Farm::new(config, store.clone(), forge.clone());
+    if let Some(provisioner) = provisioner {
+        farm = farm.with_provisioner(provisioner);
+    }
+    let farm = Arc::new(farm);
     let hosts = farm.inventory.sync_config(&farm.config.hosts).await.context("in the config file")?;
     tracing::info!(hosts = hosts.len(), "inventory loaded");
     for host in &hosts {
         crate::farm::runner::learn_host_key(farm.clone(), host.name.clone());
     }
+    // Each host's system in Cobbler, checked in the background: a missing one is logged loudly.
+    let checked = farm.clone();
+    tokio::spawn(async move {
+        for host in &hosts {
+            crate::farm::repair::check_provisioning(&checked, host).await;
+        }
+    });
+    let repairer = tokio::spawn(crate::farm::repair::run_forever(farm.clone()));
     let dispatcher = tokio::spawn(crate::farm::dispatch::run_forever(farm.clone()));
     let processor = tokio::spawn(crate::farm::deliveries::process_forever(farm.clone()));
     let reporter = forge.map(|app| tokio::spawn(crate::farm::reporter::report_forever(farm.clone(), app)));
@@ -93,6 +116,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    farm.set_listen_addr(listener.local_addr()?);
     tracing::info!(listen = %listener.local_addr()?, "metalfarm is serving");
     // Scripts and tests read the address from here (the port may be 0 in the config).
     eprintln!("metalfarm: listening on http://{}", listener.local_addr()?);
@@ -104,6 +128,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("the HTTP server failed")?;
     processor.abort();
+    repairer.abort();
     cron.abort();
     dispatcher.abort();
     if let Some(reporter) = reporter {

@@ -1,5 +1,6 @@
 //! The actions a `uses:` step may name on this farm (DESIGN.md): `actions/checkout`,
-//! `actions/upload-artifact` and `metalfarm/reboot`, run by the runner itself.
+//! `actions/upload-artifact`, `metalfarm/provision` and `metalfarm/reboot`, run by the
+//! runner itself.
 
 use indexmap::IndexMap;
 use tokio::time::Instant;
@@ -16,6 +17,7 @@ use crate::workflow::filters::Pattern;
 pub enum BuiltIn {
     Checkout,
     UploadArtifact,
+    Provision,
     Reboot,
 }
 
@@ -26,6 +28,7 @@ pub fn built_in(uses: &str) -> Option<BuiltIn> {
         ("actions/checkout", v) if !v.is_empty() => Some(BuiltIn::Checkout),
         ("actions/upload-artifact", v) if !v.is_empty() => Some(BuiltIn::UploadArtifact),
         ("metalfarm/reboot", "v1") => Some(BuiltIn::Reboot),
+        ("metalfarm/provision", "v1") => Some(BuiltIn::Provision),
         _ => None,
     }
 }
@@ -39,14 +42,7 @@ pub(super) async fn reboot(
     with: &IndexMap<String, String>,
     deadline: Instant,
 ) -> Result<Conclusion, StepError> {
-    let timeout = match with.get("timeout") {
-        Some(text) => humantime::parse_duration(text.trim())
-            .or_else(|_| text.trim().parse::<u64>().map(std::time::Duration::from_secs))
-            .map_err(|_| {
-                StepError::Failed(format!("`timeout` must be a duration like `10m`, not `{text}`"))
-            })?,
-        None => std::time::Duration::from_secs(DEFAULT_REBOOT_TIMEOUT_SECS),
-    };
+    let timeout = timeout_input(with, std::time::Duration::from_secs(DEFAULT_REBOOT_TIMEOUT_SECS))?;
     let until = (Instant::now() + timeout).min(deadline);
     let old_boot = run.host().boot_id.clone();
     run.log(&format!("Rebooting host {} (boot id {old_boot})", run.host().target.name));
@@ -67,6 +63,106 @@ pub(super) async fn reboot(
         }
         Err(failure) => Err(StepError::Infra(failure)),
     }
+}
+
+/// The `timeout` input: a duration (`10m`) or seconds; `default` without one.
+fn timeout_input(
+    with: &IndexMap<String, String>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, StepError> {
+    match with.get("timeout") {
+        Some(text) => humantime::parse_duration(text.trim())
+            .or_else(|_| text.trim().parse::<u64>().map(std::time::Duration::from_secs))
+            .map_err(|_| StepError::Failed(format!("`timeout` must be a duration like `10m`, not `{text}`"))),
+        None => Ok(default),
+    }
+}
+
+/// `metalfarm/provision@v1`: reinstalls the host through the farm's provisioner with
+/// the `profile` input (default: the configured one), waits until the install finished
+/// and announced its new host key, and goes on on the fresh system (new key pinned, new
+/// boot id, the runner's directories made again). An install that does not finish is
+/// the host's fault: an infrastructure failure, and the job goes to another host.
+pub(super) async fn provision(
+    run: &mut JobRun<'_>,
+    with: &IndexMap<String, String>,
+    deadline: Instant,
+) -> Result<Conclusion, StepError> {
+    let Some(provisioning) = run.definition.provisioning.clone() else {
+        return Err(StepError::Failed(
+            "metalfarm/provision needs a farm that can reinstall this host: `[cobbler]` in the farm's config"
+                .into(),
+        ));
+    };
+    let profile = match with.get("profile").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        Some(profile) => profile.to_owned(),
+        None => provisioning.default_profile.clone().ok_or_else(|| {
+            StepError::Failed("no `profile` input, and the farm has no `[cobbler] default_profile`".into())
+        })?,
+    };
+    let timeout = timeout_input(with, provisioning.install_timeout)?;
+    let host_name = run.host().target.name.clone();
+    let old_boot = run.host().boot_id.clone();
+    let target = run.host().target.clone();
+    run.flush().await;
+
+    // The install logs from its own task; its lines reach the job's log once a second.
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let log = move |line: String| sink.lock().expect("install log").push(line);
+    let take_lines = |run: &mut JobRun<'_>| {
+        for line in std::mem::take(&mut *lines.lock().expect("install log")) {
+            run.log(&line);
+        }
+    };
+    let cancel = run.cancel.clone();
+    let install = crate::provision::install::install(&provisioning, &host_name, &profile, timeout, &log);
+    tokio::pin!(install);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let installed = loop {
+        tokio::select! {
+            result = &mut install => break result,
+            _ = tick.tick() => {
+                take_lines(run);
+                run.flush().await;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                take_lines(run);
+                return Err(StepError::Failed(format!("the job's time ran out while {host_name} was being reinstalled")));
+            }
+            _ = cancel.cancelled() => {
+                take_lines(run);
+                run.log(&format!("Cancelled while {host_name} was being reinstalled"));
+                return Ok(Conclusion::Cancelled);
+            }
+        }
+    };
+    take_lines(run);
+    let installed = installed.map_err(|e| StepError::Infra(super::host::InfraFailure::new(e.to_string())))?;
+    // The old session died with the old system.
+    run.host = None;
+    let within = timeout.min(deadline.saturating_duration_since(Instant::now()));
+    let host =
+        super::host::HostSession::open_reinstalled(&target, &installed.host_key, Some(&old_boot), within)
+            .await
+            .map_err(StepError::Infra)?;
+    run.log(&format!(
+        "{host_name} is back with its new system: boot id {}, host key {} pinned",
+        host.boot_id,
+        super::keys::parse_public_key(&installed.host_key)
+            .map(|k| super::keys::fingerprint(&k))
+            .unwrap_or_default()
+    ));
+    let note = format!(
+        "reinstalled with profile {profile} in {:.0} s ({} attempt{})",
+        installed.took.as_secs_f64(),
+        installed.attempts,
+        if installed.attempts == 1 { "" } else { "s" }
+    );
+    run.host_reinstalled(&installed.host_key, note).await;
+    run.host = Some(host);
+    run.prepare_host().await.map_err(StepError::Infra)?;
+    Ok(Conclusion::Success)
 }
 
 /// `actions/checkout`: the repository at the event's commit, into the workspace.

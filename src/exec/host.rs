@@ -93,6 +93,45 @@ impl HostSession {
         Ok(host)
     }
 
+    /// The host after a reinstall: it must show `host_key` (the key the install
+    /// announced, pinned from now on) and, when `old_boot` is known, a newer boot;
+    /// waits at most `within` for it to answer.
+    pub async fn open_reinstalled(
+        target: &HostTarget,
+        host_key: &str,
+        old_boot: Option<&str>,
+        within: Duration,
+    ) -> Result<HostSession, InfraFailure> {
+        let mut target = target.clone();
+        target.host_key = HostKeyPolicy::Pinned(host_key.to_owned());
+        let (session, _) = Session::connect_after_reboot(
+            &target.address,
+            target.port,
+            &target.ssh,
+            target.host_key.clone(),
+            old_boot.unwrap_or(""),
+            within,
+        )
+        .await
+        .map_err(|e| {
+            InfraFailure::new(format!(
+                "host {} did not answer with its new system within {} s: {e}",
+                target.name,
+                within.as_secs()
+            ))
+        })?;
+        let mut host = HostSession {
+            target,
+            session,
+            host_key: host_key.to_owned(),
+            home: String::new(),
+            boot_id: String::new(),
+            has_bash: false,
+        };
+        host.probe().await?;
+        Ok(host)
+    }
+
     pub fn session(&self) -> &Session {
         &self.session
     }

@@ -52,6 +52,9 @@ pub struct JobDefinition {
     pub checkout: Option<CheckoutSource>,
     /// Where `actions/upload-artifact` puts files, on the controller.
     pub artifacts_dir: Option<PathBuf>,
+    /// How `metalfarm/provision` reinstalls the host; none outside a farm with a
+    /// provisioner (`[cobbler]`).
+    pub provisioning: Option<crate::provision::HostProvisioning>,
 }
 
 impl JobDefinition {
@@ -94,6 +97,7 @@ impl JobDefinition {
                 git_ref: event.git_ref().map(|r| r.full).unwrap_or_default(),
             }),
             artifacts_dir: None,
+            provisioning: None,
         }
     }
 
@@ -152,6 +156,12 @@ pub enum RunnerEvent {
     },
     /// The host showed this key at first contact (trust on first use): pin it.
     HostKeyLearned(String),
+    /// `metalfarm/provision` reinstalled the host, which now shows this key: pin it
+    /// in place of the old one. `note` says how the reinstall went, for the host's history.
+    HostReinstalled {
+        host_key: String,
+        note: String,
+    },
 }
 
 /// One step as it ended.
@@ -251,7 +261,7 @@ pub(super) struct JobRun<'a> {
     pub(super) definition: &'a JobDefinition,
     job: &'a Job,
     events: mpsc::Sender<RunnerEvent>,
-    cancel: CancellationToken,
+    pub(super) cancel: CancellationToken,
     pub(super) filter: OutputFilter,
     pub(super) host: Option<HostSession>,
     pub(super) dirs: Dirs,
@@ -450,6 +460,12 @@ impl<'a> JobRun<'a> {
         self.host.as_ref().expect("the host is open while steps run")
     }
 
+    /// Tells the observer the host was reinstalled and shows `host_key` now.
+    pub(super) async fn host_reinstalled(&mut self, host_key: &str, note: String) {
+        let event = RunnerEvent::HostReinstalled { host_key: host_key.to_owned(), note };
+        let _ = self.events.send(event).await;
+    }
+
     pub(super) fn log(&mut self, text: &str) {
         self.filter.log(text);
     }
@@ -482,7 +498,7 @@ impl<'a> JobRun<'a> {
     }
 
     /// A clean temp directory, the workspace, and the event file.
-    async fn prepare_host(&mut self) -> Result<(), InfraFailure> {
+    pub(super) async fn prepare_host(&mut self) -> Result<(), InfraFailure> {
         let dirs = self.dirs.clone();
         let command = format!(
             "rm -rf {temp} && mkdir -p {temp}/_runner_file_commands {temp}/_github_workflow {ws} {tools}",
@@ -1000,6 +1016,7 @@ impl<'a> JobRun<'a> {
         self.flush().await;
         match action {
             BuiltIn::Reboot => actions::reboot(self, with, deadline).await,
+            BuiltIn::Provision => actions::provision(self, with, deadline).await,
             BuiltIn::Checkout => actions::checkout(self, with, env, number, deadline).await,
             BuiltIn::UploadArtifact => actions::upload_artifact(self, with, number).await,
         }

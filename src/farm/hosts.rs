@@ -2,8 +2,10 @@
 //!
 //! [`HostState::transition`] is the state machine of DESIGN.md, pure: `ready` → `leased`
 //! (to one job) → `ready`; an infrastructure failure → `repairing` → `ready`, or after
-//! [`MAX_CONSECUTIVE_FAILURES`] → `broken` (quarantined until an admin unlocks it);
-//! `maintenance` is an admin lock with a reason.
+//! `[server] broken_after` failures in a row → `broken` (quarantined until an admin
+//! unlocks it); `maintenance` is an admin lock with a reason. An admin's reinstall
+//! (`metalfarm provision`) sends a host to `repairing`, where the farm's repair loop
+//! (`super::repair`) reinstalls it.
 //!
 //! Locking a leased host lets its job finish, as labs and GitHub's runners do: the lock
 //! is kept as the host's `pending_lock` and the host goes to `maintenance` when the
@@ -28,7 +30,8 @@ use crate::config::{Arch, HostConfig};
 use crate::store::{now_ms, Store, StoreError};
 
 /// After this many infrastructure failures in a row (jobs or repairs), a host is
-/// quarantined as `broken`. A job that ends normally resets the count.
+/// quarantined as `broken`, unless `[server] broken_after` says otherwise. A job that
+/// ends normally resets the count.
 pub const MAX_CONSECUTIVE_FAILURES: i64 = 3;
 
 /// The labels every host has, before its architecture and its own.
@@ -98,6 +101,7 @@ impl HostState {
                 | (Repairing, Ready, Repaired)
                 | (Ready | Repairing | Broken, Maintenance, Lock)
                 | (Broken | Maintenance, Ready, Unlock)
+                | (Ready | Broken | Maintenance, Repairing, Reinstall)
         );
         if allowed {
             Ok(to)
@@ -130,10 +134,12 @@ pub enum Cause {
     Lock,
     /// An admin unlocked it.
     Unlock,
+    /// An admin asked for a reinstall (`metalfarm provision`).
+    Reinstall,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 7] = [
+    pub const ALL: [Cause; 8] = [
         Cause::Lease,
         Cause::Release,
         Cause::InfraFailure,
@@ -141,6 +147,7 @@ impl Cause {
         Cause::Quarantine,
         Cause::Lock,
         Cause::Unlock,
+        Cause::Reinstall,
     ];
 
     fn describe(self) -> &'static str {
@@ -152,6 +159,7 @@ impl Cause {
             Cause::Quarantine => "a quarantine",
             Cause::Lock => "a lock",
             Cause::Unlock => "an unlock",
+            Cause::Reinstall => "a reinstall",
         }
     }
 }
@@ -402,6 +410,8 @@ impl HostEvent {
 pub struct Inventory {
     store: Store,
     events: broadcast::Sender<HostEvent>,
+    /// Infrastructure failures in a row that make a host `broken`.
+    broken_after: i64,
 }
 
 /// Events a slow subscriber may fall behind by before it is told it lagged.
@@ -412,7 +422,17 @@ const CHANGE_TRIES: usize = 8;
 
 impl Inventory {
     pub fn new(store: Store) -> Inventory {
-        Inventory { store, events: broadcast::channel(EVENTS_BUFFERED).0 }
+        Inventory {
+            store,
+            events: broadcast::channel(EVENTS_BUFFERED).0,
+            broken_after: MAX_CONSECUTIVE_FAILURES,
+        }
+    }
+
+    /// Quarantines a host after `failures` infrastructure failures in a row.
+    pub fn with_broken_after(mut self, failures: u32) -> Inventory {
+        self.broken_after = i64::from(failures.max(1));
+        self
     }
 
     /// Every change made through this inventory (or a clone) from now on, whoever made
@@ -650,7 +670,7 @@ impl Inventory {
     }
 
     /// An infrastructure failure (install timed out, SSH lost, unreachable) on a ready
-    /// or leased host: `repairing`, or `broken` after [`MAX_CONSECUTIVE_FAILURES`] in a
+    /// or leased host: `repairing`, or `broken` after `broken_after` in a
     /// row; a leased host with a pending lock goes to `maintenance` instead.
     pub async fn infra_failure(&self, name: &str, reason: &str) -> Result<Host, InventoryError> {
         self.change_existing(name, Actor::Farm, |current| {
@@ -661,7 +681,7 @@ impl Inventory {
                 let why = format!("{lock} (the job ended with an infrastructure failure: {reason})");
                 return host.move_to(HostState::Maintenance, Cause::InfraFailure, &why);
             }
-            host.repair_or_quarantine(Cause::InfraFailure, reason)
+            host.repair_or_quarantine(Cause::InfraFailure, reason, self.broken_after)
         })
         .await
     }
@@ -675,7 +695,7 @@ impl Inventory {
     }
 
     /// The repair failed: tried again (still `repairing`), or `broken` after
-    /// [`MAX_CONSECUTIVE_FAILURES`] in a row.
+    /// `broken_after` in a row.
     pub async fn repair_failed(&self, name: &str, reason: &str) -> Result<Host, InventoryError> {
         self.change_existing(name, Actor::Farm, |current| {
             if current.state != HostState::Repairing {
@@ -690,7 +710,31 @@ impl Inventory {
             }
             let mut host = current.clone();
             host.consecutive_failures += 1;
-            host.repair_or_quarantine(Cause::InfraFailure, reason)
+            host.repair_or_quarantine(Cause::InfraFailure, reason, self.broken_after)
+        })
+        .await
+    }
+
+    /// An admin asks for a reinstall: the host goes to `repairing`, where the repair
+    /// loop reinstalls it (a leased host first finishes its job: refused now).
+    pub async fn request_reinstall(&self, name: &str, reason: &str) -> Result<Host, InventoryError> {
+        self.change_existing(name, Actor::Admin, |current| {
+            let mut host = current.clone();
+            if current.state == HostState::Repairing {
+                host.state_reason = reason.to_owned();
+                return Ok(Change::Update { host, history: Some((current.state, reason.to_owned())) });
+            }
+            host.pending_lock = None;
+            host.move_to(HostState::Repairing, Cause::Reinstall, reason)
+        })
+        .await
+    }
+
+    /// Writes `note` in the host's history without changing its state (a reinstall
+    /// done by a job, a repair attempt begun).
+    pub async fn note(&self, name: &str, note: &str) -> Result<Host, InventoryError> {
+        self.change_existing(name, Actor::Farm, |current| {
+            Ok(Change::Update { host: current.clone(), history: Some((current.state, note.to_owned())) })
         })
         .await
     }
@@ -814,8 +858,13 @@ impl Host {
         Ok(Change::Update { host: self, history: Some((from, reason.to_owned())) })
     }
 
-    fn repair_or_quarantine(self, cause: Cause, reason: &str) -> Result<Change, InventoryError> {
-        if self.consecutive_failures >= MAX_CONSECUTIVE_FAILURES {
+    fn repair_or_quarantine(
+        self,
+        cause: Cause,
+        reason: &str,
+        broken_after: i64,
+    ) -> Result<Change, InventoryError> {
+        if self.consecutive_failures >= broken_after {
             let why =
                 format!("{} infrastructure failures in a row, the last: {reason}", self.consecutive_failures);
             return self.move_to(HostState::Broken, Cause::Quarantine, &why);
@@ -954,6 +1003,9 @@ mod tests {
         (Broken, Maintenance, Lock),
         (Broken, Ready, Unlock),
         (Maintenance, Ready, Unlock),
+        (Ready, Repairing, Reinstall),
+        (Broken, Repairing, Reinstall),
+        (Maintenance, Repairing, Reinstall),
     ];
 
     #[test]
@@ -978,7 +1030,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 5 * 5 * 7);
+        assert_eq!(checked, 5 * 5 * 8);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod dispatch;
 pub mod events;
 pub mod hosts;
+pub mod repair;
 pub mod report;
 pub mod reporter;
 pub mod rerun;
@@ -14,14 +15,16 @@ pub mod scheduler;
 pub mod start;
 pub mod workflows;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::exec::keys::{load_or_generate_farm_key, openssh_public_key, KeyError, PrivateKey};
 use crate::forge::app::GithubApp;
+use crate::provision::{Announcements, HostProvisioning, Provisioner};
 use crate::store::JobLogs;
 use crate::store::Store;
 use dispatch::Dispatcher;
@@ -48,23 +51,74 @@ pub struct Farm {
     pub logs: JobLogs,
     /// The key the farm logs in to hosts with, loaded (or generated) at first use.
     ssh_key: tokio::sync::OnceCell<Arc<PrivateKey>>,
+    /// What reinstalls hosts (`[cobbler]`), when the lab has it.
+    pub provisioner: Option<Arc<dyn Provisioner>>,
+    /// The installs waiting for their new system to announce its host key.
+    pub announcements: Arc<Announcements>,
+    /// Reinstalls asked for by an admin, and the repair loop's backoff.
+    pub repairs: repair::Repairs,
+    /// The address `serve` listens on, once bound.
+    listen_addr: OnceLock<SocketAddr>,
 }
 
 impl Farm {
     /// A farm on `store`, reporting as `forge` when there is one.
     pub fn new(config: Config, store: Store, forge: Option<Arc<GithubApp>>) -> Farm {
         let logs = JobLogs::in_data_dir(&config.server.data_dir, config.server.job_log_limit);
+        let inventory = Inventory::new(store.clone()).with_broken_after(config.server.broken_after);
         Farm {
             config: Arc::new(config),
             store: store.clone(),
             deliveries_waiting: Arc::new(Notify::new()),
             outbox_waiting: Arc::new(Notify::new()),
             forge,
-            inventory: Inventory::new(store.clone()),
+            inventory,
             dispatcher: Dispatcher::default(),
             running: RunningJobs::default(),
             logs,
             ssh_key: tokio::sync::OnceCell::new(),
+            provisioner: None,
+            announcements: Arc::new(Announcements::default()),
+            repairs: repair::Repairs::default(),
+            listen_addr: OnceLock::new(),
+        }
+    }
+
+    /// The farm reinstalls its hosts through `provisioner`.
+    pub fn with_provisioner(mut self, provisioner: Arc<dyn Provisioner>) -> Farm {
+        self.provisioner = Some(provisioner);
+        self
+    }
+
+    /// Where `serve` listens (the default base of the install announcements).
+    pub fn set_listen_addr(&self, addr: SocketAddr) {
+        let _ = self.listen_addr.set(addr);
+    }
+
+    /// How `host` is reinstalled, when the farm has a provisioner.
+    pub fn host_provisioning(&self, host: &hosts::Host) -> Option<HostProvisioning> {
+        let provisioner = self.provisioner.clone()?;
+        let cobbler = self.config.cobbler.as_ref()?;
+        Some(HostProvisioning {
+            provisioner,
+            announcements: self.announcements.clone(),
+            system: host.cobbler_system.clone(),
+            default_profile: cobbler.default_profile.clone(),
+            install_timeout: cobbler.install_timeout,
+            announce_url: self.announce_url(),
+            poll_interval: std::time::Duration::from_secs(1),
+        })
+    }
+
+    /// The farm's base URL as hosts reach it: `[cobbler] announce_url`, else the
+    /// address `serve` listens on (unless that is a wildcard), else `[server] public_url`.
+    fn announce_url(&self) -> String {
+        if let Some(url) = self.config.cobbler.as_ref().and_then(|c| c.announce_url.clone()) {
+            return url.trim_end_matches('/').to_owned();
+        }
+        match self.listen_addr.get() {
+            Some(addr) if !addr.ip().is_unspecified() => format!("http://{addr}"),
+            _ => self.config.server.public_url.trim_end_matches('/').to_owned(),
         }
     }
 

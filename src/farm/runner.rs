@@ -177,23 +177,13 @@ async fn run(
             checkout.token = Some(token);
         }
     }
-    let key = farm.ssh_key().await.map_err(|e| RunError::Host(e.to_string()))?;
-    let target = HostTarget {
-        name: host.name.clone(),
-        address: host.address.clone(),
-        port: host.port,
-        arch: match host.arch {
-            crate::config::Arch::Arm64 => "ARM64".into(),
-            _ => "X64".into(),
-        },
-        ssh: SshOptions::from_config(&farm.config.ssh, key),
-        host_key: pinned.map_or(HostKeyPolicy::TrustOnFirstUse, HostKeyPolicy::Pinned),
-        reconnect_grace: farm.config.ssh.reconnect_grace,
-    };
+    definition.provisioning = farm.host_provisioning(&host);
+    let target = host_target(farm, &host, pinned).await.map_err(|e| RunError::Host(e.to_string()))?;
     let mut log =
         farm.logs.open(job_id).map_err(|e| RunError::Host(format!("cannot open the job's log: {e}")))?;
     let (events, mut heard) = mpsc::channel(64);
     let store = farm.store.clone();
+    let inventory = farm.inventory.clone();
     let host_for_key = host_name.to_owned();
     // The observer: log lines to the file at once, steps and learned keys to the store.
     let observer = tokio::spawn(async move {
@@ -233,6 +223,16 @@ async fn run(
                     Ok(false) => {}
                     Err(err) => tracing::warn!(%err, "cannot pin the host's SSH key"),
                 },
+                RunnerEvent::HostReinstalled { host_key, note } => {
+                    // The only way a host's pinned key changes: its reinstall announced it.
+                    match pin_host_key(&store, &host_for_key, &host_key).await {
+                        Ok(()) => tracing::info!(host = %host_for_key, "{note}; pinned its new SSH key"),
+                        Err(err) => tracing::warn!(%err, "cannot pin the reinstalled host's SSH key"),
+                    }
+                    if let Err(err) = inventory.note(&host_for_key, &format!("job {job_id}: {note}")).await {
+                        tracing::warn!(%err, "cannot write the reinstall in the host's history");
+                    }
+                }
             }
         }
         if let Err(err) = log.flush() {
@@ -242,6 +242,39 @@ async fn run(
     let outcome = run_job(&definition, &target, events, cancel).await;
     let _ = observer.await;
     Ok(outcome)
+}
+
+/// How the runner reaches `host`: the farm's key, the key pinned for the host (or
+/// trust on first use when none is).
+pub(super) async fn host_target(
+    farm: &Farm,
+    host: &super::hosts::Host,
+    pinned: Option<String>,
+) -> Result<HostTarget, crate::exec::keys::KeyError> {
+    let key = farm.ssh_key().await?;
+    Ok(HostTarget {
+        name: host.name.clone(),
+        address: host.address.clone(),
+        port: host.port,
+        arch: match host.arch {
+            crate::config::Arch::Arm64 => "ARM64".into(),
+            _ => "X64".into(),
+        },
+        ssh: SshOptions::from_config(&farm.config.ssh, key),
+        host_key: pinned.map_or(HostKeyPolicy::TrustOnFirstUse, HostKeyPolicy::Pinned),
+        reconnect_grace: farm.config.ssh.reconnect_grace,
+    })
+}
+
+/// Pins `key` for `host` in place of the one before (after a reinstall).
+pub(super) async fn pin_host_key(
+    store: &crate::store::Store,
+    host: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    tx.pin_host_key(host, key).await?;
+    tx.commit().await
 }
 
 async fn record_step(store: &crate::store::Store, job_id: i64, state: &StepState<'_>) {

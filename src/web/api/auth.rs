@@ -43,7 +43,7 @@ pub(super) async fn require_admin_for_changes(
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
+    if matches!(*request.method(), Method::GET | Method::HEAD) || is_install_announcement(&request) {
         return next.run(request).await;
     }
     let Some(token) = &state.admin_token else {
@@ -69,6 +69,14 @@ pub(super) async fn require_admin_for_changes(
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, refusal).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// `POST …/hosts/{name}/installed`: a fresh install has no admin token; its handler
+/// checks the install's own one-time token.
+fn is_install_announcement(request: &Request) -> bool {
+    let segments: Vec<&str> = request.uri().path().trim_end_matches('/').rsplit('/').take(3).collect();
+    request.method() == Method::POST
+        && matches!(segments.as_slice(), [last, name, "hosts"] if *last == super::installs::INSTALLED_SEGMENT && !name.is_empty())
 }
 
 #[cfg(test)]

@@ -55,6 +55,10 @@ pub struct HostView {
     /// Its latest changes of state, oldest first (only in `GET /hosts/{name}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryView>>,
+    /// What an admin should look at now (only when adding a host): e.g. its system is
+    /// missing in Cobbler, so it cannot be reinstalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One change of a host's state.
@@ -89,6 +93,7 @@ impl HostView {
             lease_expires_at: host.lease_expires_at.map(time_text),
             updated_at: time_text(host.updated_at),
             history: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -237,7 +242,8 @@ async fn add(
     let host = state.inventory.add(&spec).await?;
     tracing::info!(host = %host.name, "added a host through the API");
     crate::farm::runner::learn_host_key(state.farm.clone(), host.name.clone());
-    Ok((StatusCode::CREATED, Json(HostView::new(&host))))
+    let warnings = crate::farm::repair::check_provisioning(&state.farm, &host).await.into_iter().collect();
+    Ok((StatusCode::CREATED, Json(HostView { warnings, ..HostView::new(&host) })))
 }
 
 /// One host, with its latest history.

@@ -20,6 +20,7 @@ mod auth;
 pub mod dispatch;
 mod error;
 pub mod hosts;
+pub mod installs;
 pub mod jobs;
 pub mod labels;
 pub mod logs;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         // One line per resource file.
         .merge(hosts::routes())
+        .merge(installs::routes())
         .merge(labels::routes())
         .merge(runs::routes())
         .merge(jobs::routes())
