@@ -42,7 +42,7 @@ install_all() {
     local missing=()
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v rsync >/dev/null || missing+=(rsync)
-    ldconfig -p | grep -q 'libmagic\.so\.1 ' || missing+=(libmagic1)
+    ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)
     /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if ((${#missing[@]})); then
         echo "cobbler.sh: installing Debian packages: ${missing[*]}" >&2
