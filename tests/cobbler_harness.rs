@@ -117,6 +117,12 @@ fn reboot_with_netboot_reinstalls_the_host() {
     assert!(events.contains(&"announced: HTTP 204".to_owned()), "{}", lab.power_log(0));
     assert!(events.contains(&"trig/mode/post: True".to_owned()), "{}", lab.power_log(0));
 
+    // Cobbler's install status, keyed by the address the install called from.
+    let status = cobbler.call_with_token("get_status", &[json!("normal")]).expect("get_status");
+    let entry = &status[host.address()];
+    assert_eq!(entry[2], format!("system:{system}"), "{status:#}");
+    assert!(entry[1].as_f64().unwrap_or(-1.0) >= entry[0].as_f64().unwrap(), "{status:#}");
+
     let requests = farm.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0].0, "POST /api/v1/hosts/farm-host-1/installed HTTP/1.0");
@@ -164,6 +170,12 @@ fn a_hanging_install_keeps_the_host_down_and_netboot_on() {
     assert!(!hosts.host(0).is_running());
     assert!(cobbler.netboot_enabled(system));
     assert_eq!(lab.install_count(0), 1);
+    // Started (the %pre called in), never finished.
+    let status = cobbler.call_with_token("get_status", &[json!("normal")]).expect("get_status");
+    let entry = &status[hosts.host(0).address()];
+    assert_eq!(entry[2], format!("system:{system}"), "{status:#}");
+    // Keyed by address over the whole install log: an earlier run may have stopped.
+    assert!(entry[1].as_f64().unwrap() < entry[0].as_f64().unwrap(), "no stop since: {status:#}");
 
     // Powered on again with netboot still on: it hangs again.
     cobbler.power_system(system, "on").expect("power_system on");

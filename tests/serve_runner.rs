@@ -8,11 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::cli::{admin_token, ok};
-use common::farm::{app_key_pair, deliver, example_payload, get, FarmServer};
+use common::farm::{app_key_pair, host_json, job_log, push_master, FarmServer};
 use common::forge::{ForgeCheckRun, TestForge};
 use common::lab::lab_toml;
 use common::testhost::TestHosts;
-use serde_json::Value;
 
 const SECRET: &str = "hunter2-deploy-token";
 
@@ -67,13 +66,6 @@ async fn farm(hosts: &TestHosts, lab: &[(&str, &[&str])], server_keys: &str) -> 
     (server, forge)
 }
 
-async fn push(server: &FarmServer, delivery: &str) {
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(server, "push", delivery, payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
-
 fn named<'a>(runs: &'a [ForgeCheckRun], name: &str) -> Option<&'a ForgeCheckRun> {
     runs.iter().find(|r| r.name == name)
 }
@@ -82,25 +74,13 @@ fn completed(runs: &[ForgeCheckRun], name: &str) -> bool {
     named(runs, name).is_some_and(|r| r.status == "completed")
 }
 
-async fn job_log(server: &FarmServer, job_id: &str) -> String {
-    let answer = get(&server.url(&format!("/api/v1/jobs/{job_id}/log"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body
-}
-
-async fn host_state(server: &FarmServer, name: &str) -> Value {
-    let answer = get(&server.url(&format!("/api/v1/hosts/{name}"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    serde_json::from_str(&answer.body).expect("a host as JSON")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_runs_a_passing_and_a_failing_workflow_to_completed_check_runs() {
     let hosts = TestHosts::start(2);
     let (server, forge) = farm(&hosts, &[("kvm-a", &["kvm"]), ("kvm-b", &["kvm"])], "").await;
     server.write("workflows/pass.yml", PASSING);
     server.write("workflows/fail.yml", FAILING);
-    push(&server, "d-run").await;
+    push_master(&server, "d-run").await;
     forge
         .wait_for("every job completed", |runs| {
             ["Pass / build", "Pass / test", "Fail / check"].iter().all(|n| completed(runs, n))
@@ -165,7 +145,7 @@ async fn a_push_runs_a_passing_and_a_failing_workflow_to_completed_check_runs() 
     }
     assert_eq!(forge.violations(), Vec::<String>::new());
     for name in ["kvm-a", "kvm-b"] {
-        assert_eq!(host_state(&server, name).await["state"], "ready");
+        assert_eq!(host_json(&server, name).await["state"], "ready");
     }
 }
 
@@ -191,7 +171,7 @@ async fn a_host_that_dies_mid_step_sends_the_job_to_another_host_and_itself_to_r
         "name: CI\non: push\njobs:\n  suite:\n    runs-on: [self-hosted, kvm]\n    steps:\n      \
          - run: echo \"on $RUNNER_NAME\"; test -e /root/quick || sleep 600\n",
     );
-    push(&server, "d-dies").await;
+    push_master(&server, "d-dies").await;
     forge
         .wait_for("the job running", |runs| {
             named(runs, "CI / suite").is_some_and(|r| r.status == "in_progress")
@@ -223,7 +203,7 @@ async fn a_host_that_dies_mid_step_sends_the_job_to_another_host_and_itself_to_r
         "{}",
         suite.summary
     );
-    let dead = host_state(&server, &first).await;
+    let dead = host_json(&server, &first).await;
     assert_eq!(dead["state"], "repairing", "{dead:#}");
     assert!(dead["state_reason"].as_str().unwrap_or_default().contains("unreachable"), "{dead:#}");
     let log = job_log(&server, &suite.external_id).await;
@@ -241,7 +221,7 @@ async fn cancelling_a_running_job_stops_its_processes_and_frees_the_host() {
         "name: CI\non: push\njobs:\n  soak:\n    runs-on: [self-hosted, kvm]\n    steps:\n      \
          - run: echo soaking; sleep 600\n      - if: always()\n        run: echo cleaned up\n",
     );
-    push(&server, "d-cancel").await;
+    push_master(&server, "d-cancel").await;
     forge
         .wait_for("the job running", |runs| {
             named(runs, "CI / soak").is_some_and(|r| r.status == "in_progress")
@@ -263,7 +243,7 @@ async fn cancelling_a_running_job_stops_its_processes_and_frees_the_host() {
     assert!(log.contains("cleaned up"), "{log}");
     assert!(!hosts.host(0).run("pgrep -x sleep").status.success(), "the step's sleep was killed");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while host_state(&server, "kvm-a").await["state"] != "ready" {
+    while host_json(&server, "kvm-a").await["state"] != "ready" {
         assert!(std::time::Instant::now() < deadline, "the host never came back to ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -291,10 +271,10 @@ async fn a_host_whose_key_changed_outside_a_reinstall_is_refused_and_sent_to_rep
     ok(&server, &token, &["host", "lock", "kvm-b", "--reason", "keep the job on kvm-a"]);
     // kvm-a comes back with other keys, though nobody reinstalled it through the farm.
     hosts.host(0).reinstall();
-    push(&server, "d-key").await;
+    push_master(&server, "d-key").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let refused = loop {
-        let host = host_state(&server, "kvm-a").await;
+        let host = host_json(&server, "kvm-a").await;
         if host["state"] == "repairing" {
             break host;
         }
@@ -321,13 +301,13 @@ async fn a_job_out_of_retries_fails_as_an_infrastructure_failure() {
     );
     // The only host is down, though the farm still thinks it ready.
     hosts.host(0).kill();
-    push(&server, "d-down").await;
+    push_master(&server, "d-down").await;
     forge.wait_for("the job completed", |runs| completed(runs, "CI / suite")).await;
     let suite = named(&forge.check_runs(), "CI / suite").cloned().unwrap();
     assert_eq!(suite.conclusion.as_deref(), Some("failure"), "{suite:#?}");
     assert_eq!(suite.title, "Infrastructure failure");
     assert!(suite.summary.contains("tried on 1 host(s) and gave up"), "{}", suite.summary);
     assert!(suite.summary.contains("- host `kvm-a`: host kvm-a:"), "{}", suite.summary);
-    assert_eq!(host_state(&server, "kvm-a").await["state"], "repairing");
+    assert_eq!(host_json(&server, "kvm-a").await["state"], "repairing");
     assert_eq!(forge.violations(), Vec::<String>::new());
 }

@@ -5,11 +5,11 @@
 mod common;
 
 use common::cli::{admin_token, ok};
-use common::farm::{deliver, example_payload, farm_and_forge, get, FarmServer};
+use common::farm::{farm_and_forge, host_json, push_master, wait_for_host_state, FarmServer};
 use common::forge::{ForgeCheckRun, TestForge};
 use common::lab::lab_toml;
 use common::testhost::{TestHost, TestHosts};
-use serde_json::Value;
+use std::time::Duration;
 
 const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
 
@@ -39,32 +39,6 @@ async fn lab_farm(hosts: &TestHosts) -> (FarmServer, TestForge) {
     farm_and_forge(&format!("{REPO}\n{}", lab_toml(hosts, &[]))).await
 }
 
-async fn host(server: &FarmServer, name: &str) -> Value {
-    let answer = get(&server.url(&format!("/api/v1/hosts/{name}"))).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    serde_json::from_str(&answer.body).expect("a host as JSON")
-}
-
-/// Waits (bounded) until the host is in `state`.
-async fn wait_for_host(server: &FarmServer, name: &str, state: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let found = host(server, name).await;
-        if found["state"] == state {
-            return found;
-        }
-        assert!(std::time::Instant::now() < deadline, "host {name} never became {state}: {found:#}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-async fn push(server: &FarmServer, delivery: &str) {
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(server, "push", delivery, payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-}
-
 fn nth<'a>(runs: &'a [ForgeCheckRun], name: &str, n: usize) -> Option<&'a ForgeCheckRun> {
     let mut named: Vec<&ForgeCheckRun> = runs.iter().filter(|r| r.name == name).collect();
     named.sort_by_key(|r| r.id);
@@ -81,7 +55,7 @@ async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits
     add_host(&server, &token, hosts.host(0), "amd-1", &["amd64", "hostprovisioning"]);
     add_host(&server, &token, hosts.host(1), "intel-1", &["intel64", "hostprovisioning"]);
 
-    push(&server, "d-first").await;
+    push_master(&server, "d-first").await;
     forge
         .wait_for("the first job running", |runs| {
             nth(runs, "CI / kvm", 0).is_some_and(|r| r.status == "in_progress")
@@ -90,15 +64,15 @@ async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits
     let first = nth(&forge.check_runs(), "CI / kvm", 0).cloned().unwrap();
     assert_eq!(first.title, "Running on intel-1");
     assert_eq!(first.history, ["queued", "in_progress"]);
-    let leased = host(&server, "intel-1").await;
+    let leased = host_json(&server, "intel-1").await;
     assert_eq!(leased["state"], "leased", "{leased:#}");
-    assert_eq!(host(&server, "amd-1").await["state"], "ready");
+    assert_eq!(host_json(&server, "amd-1").await["state"], "ready");
 
     // An admin locks the host while it runs the job: the job keeps it.
     ok(&server, &token, &["host", "lock", "intel-1", "--reason", "BIOS update"]);
-    assert_eq!(host(&server, "intel-1").await["state"], "leased");
+    assert_eq!(host_json(&server, "intel-1").await["state"], "leased");
 
-    push(&server, "d-second").await;
+    push_master(&server, "d-second").await;
     forge
         .wait_for("the second job saying why it waits", |runs| {
             nth(runs, "CI / kvm", 1).is_some_and(|r| r.summary.contains("is busy"))
@@ -121,7 +95,7 @@ async fn a_job_goes_to_the_only_host_with_its_labels_the_next_says_what_it_waits
                 && nth(runs, "CI / kvm", 1).is_some_and(|r| r.summary.contains("is not ready"))
         })
         .await;
-    let locked = host(&server, "intel-1").await;
+    let locked = host_json(&server, "intel-1").await;
     assert_eq!(locked["state"], "maintenance", "{locked:#}");
     assert!(locked["state_reason"].as_str().unwrap_or_default().contains("BIOS update"), "{locked:#}");
     ok(&server, &token, &["job", "cancel", &second.external_id]);
@@ -143,7 +117,7 @@ async fn a_job_that_needs_another_waits_for_it_and_a_job_no_host_can_run_says_so
     server.write("workflows/ci.yml", &common::farm::TWO_JOB_CI.replace("run: make\n", "run: sleep 600\n"));
     let token = admin_token(&server);
     add_host(&server, &token, hosts.host(0), "intel-1", &["intel64", "hostprovisioning"]);
-    push(&server, "d-push").await;
+    push_master(&server, "d-push").await;
     forge
         .wait_for("both jobs saying why they wait", |runs| {
             nth(runs, "CI / build", 0).is_some_and(|r| r.summary.starts_with("No host has labels"))
@@ -153,7 +127,7 @@ async fn a_job_that_needs_another_waits_for_it_and_a_job_no_host_can_run_says_so
     let build = nth(&forge.check_runs(), "CI / build", 0).cloned().unwrap();
     assert_eq!(build.status, "queued");
     assert!(build.summary.starts_with("No host has labels [self-hosted, amd64]."), "{}", build.summary);
-    assert_eq!(host(&server, "intel-1").await["state"], "ready", "kvm must not start before build");
+    assert_eq!(host_json(&server, "intel-1").await["state"], "ready", "kvm must not start before build");
 
     // A host that can run it comes: build takes it.
     add_host(&server, &token, hosts.host(1), "amd-1", &["amd64"]);
@@ -173,7 +147,7 @@ async fn a_lease_nobody_renews_is_recovered_and_the_job_runs_elsewhere() {
     let config = format!("{REPO}\n{}", lab_toml(&hosts, &[("intel-1", labels), ("intel-2", labels)]));
     let (mut server, forge) = lease_timeout_farm(&config).await;
     server.write("workflows/ci.yml", KVM_ONLY);
-    push(&server, "d-push").await;
+    push_master(&server, "d-push").await;
     forge
         .wait_for("the job running", |runs| {
             nth(runs, "CI / kvm", 0).is_some_and(|r| r.status == "in_progress")
@@ -184,11 +158,11 @@ async fn a_lease_nobody_renews_is_recovered_and_the_job_runs_elsewhere() {
 
     // The farm renews its lease while it lives: well past the timeout, the host is still leased.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert_eq!(host(&server, &first_host).await["state"], "leased");
+    assert_eq!(host_json(&server, &first_host).await["state"], "leased");
 
     // The farm dies; the new one does not hold the old lease, which lapses.
     server.kill_and_restart();
-    let repairing = wait_for_host(&server, &first_host, "repairing").await;
+    let repairing = wait_for_host_state(&server, &first_host, "repairing", Duration::from_secs(30)).await;
     assert!(repairing["state_reason"].as_str().unwrap_or_default().contains("lapsed"), "{repairing:#}");
     forge
         .wait_for("the job running on the other host", |runs| {
@@ -197,7 +171,7 @@ async fn a_lease_nobody_renews_is_recovered_and_the_job_runs_elsewhere() {
         .await;
     let job = nth(&forge.check_runs(), "CI / kvm", 0).cloned().unwrap();
     assert_eq!(job.history, ["queued", "in_progress", "queued", "in_progress"]);
-    assert_eq!(host(&server, other_host).await["state"], "leased");
+    assert_eq!(host_json(&server, other_host).await["state"], "leased");
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
 
@@ -221,14 +195,14 @@ async fn a_newer_run_of_a_cancel_in_progress_group_cancels_the_running_one() {
     );
     let token = admin_token(&server);
     add_host(&server, &token, hosts.host(0), "intel-1", &["intel64"]);
-    push(&server, "d-first").await;
+    push_master(&server, "d-first").await;
     forge
         .wait_for("the first run's job running", |runs| {
             nth(runs, "CI / kvm", 0).is_some_and(|r| r.status == "in_progress")
         })
         .await;
 
-    push(&server, "d-second").await;
+    push_master(&server, "d-second").await;
     forge
         .wait_for("the first cancelled, the second running", |runs| {
             nth(runs, "CI / kvm", 0).is_some_and(|r| r.conclusion.as_deref() == Some("cancelled"))
@@ -238,6 +212,6 @@ async fn a_newer_run_of_a_cancel_in_progress_group_cancels_the_running_one() {
     let first = nth(&forge.check_runs(), "CI / kvm", 0).cloned().unwrap();
     assert_eq!(first.history, ["queued", "in_progress", "completed"]);
     assert!(first.summary.contains("ci-refs/heads/master"), "{}", first.summary);
-    assert_eq!(host(&server, "intel-1").await["state"], "leased");
+    assert_eq!(host_json(&server, "intel-1").await["state"], "leased");
     assert_eq!(forge.violations(), Vec::<String>::new());
 }

@@ -42,7 +42,7 @@ install_all() {
     local missing=()
     [ -x /usr/bin/python3 ] || missing+=(python3)
     command -v rsync >/dev/null || missing+=(rsync)
-    ldconfig -p | grep -q 'libmagic\.so\.1 ' || missing+=(libmagic1)
+    ldconfig -p | grep 'libmagic\.so\.1 ' >/dev/null || missing+=(libmagic1)
     /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if ((${#missing[@]})); then
         echo "cobbler.sh: installing Debian packages: ${missing[*]}" >&2
@@ -65,8 +65,8 @@ install_all() {
 # The data files the wheel ships, copied to the paths Cobbler hard-codes, and the
 # test settings. Existing files are kept, except settings and users.digest.
 set_up() {
-    if [ -e /etc/cobbler ] && [ ! -e "$marker" ]; then
-        die "/etc/cobbler exists and was not made by this script: refusing to touch it"
+    if [ -n "$(ls -A /etc/cobbler 2>/dev/null)" ] && [ ! -e "$marker" ]; then
+        die "/etc/cobbler was not made by this script (no $marker): refusing to touch it"
     fi
     local site
     site=$(echo "$venv"/lib/python3*/site-packages)
@@ -146,6 +146,8 @@ start() {
     install_all
     set_up
     if ! alive "$run/cobblerd.pid" && ! answers; then
+        # Install status is per address over the whole log: a new server starts afresh.
+        : >/var/log/cobbler/install.log
         spawn cobblerd "$venv/bin/cobblerd" -F
     fi
     alive "$run/svc.pid" || spawn svc "$venv/bin/python3" "$run/svc.py" "$svc_port"

@@ -7,11 +7,11 @@
 //! the product's client lives in `src/provision/`, and the tests must not share its bugs.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,30 +34,44 @@ pub struct TestCobbler {
     token: Mutex<Option<String>>,
 }
 
-/// The `COBBLER_*` lines of `cobbler.sh start`, once per test process.
-fn started() -> &'static [(String, String)] {
-    static LINES: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        let script = cobbler_dir().join("cobbler.sh");
-        let out = Command::new(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} start failed ({}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("cobbler.sh prints UTF-8")
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+/// The `COBBLER_*` lines of `cobbler.sh start`. The script runs once per test
+/// process, and again only if cobblerd stopped answering since.
+fn started() -> Vec<(String, String)> {
+    static LINES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    // A test that panicked while starting it leaves the lines as they were.
+    let mut lines = LINES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let answers = || {
+        [25151, 25152].iter().all(|&port| {
+            TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(1))
+                .is_ok()
+        })
+    };
+    if lines.is_empty() || !answers() {
+        *lines = run_start_script();
+    }
+    lines.clone()
+}
+
+fn run_start_script() -> Vec<(String, String)> {
+    let script = cobbler_dir().join("cobbler.sh");
+    let out = Command::new(&script)
+        .arg("start")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} start failed ({}):\n{}",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("cobbler.sh prints UTF-8")
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 impl TestCobbler {
@@ -200,7 +214,13 @@ impl TestCobbler {
 
     /// `GET {svc}{path}` (e.g. `/cblr/svc/op/nopxe/system/NAME`): the body.
     pub fn svc_get(&self, path: &str) -> Result<String, String> {
-        match http_request("GET", &format!("{}{path}", self.svc_url), None)? {
+        self.svc_get_from(None, path)
+    }
+
+    /// [`TestCobbler::svc_get`] from a given loopback address, as a host would call it
+    /// (Cobbler's install status is keyed by the caller's address).
+    pub fn svc_get_from(&self, from: Option<Ipv4Addr>, path: &str) -> Result<String, String> {
+        match http_request_from(from, "GET", &format!("{}{path}", self.svc_url), None)? {
             (200, body) => Ok(body),
             (status, body) => Err(format!("{path}: HTTP {status}: {body}")),
         }
@@ -215,6 +235,16 @@ pub fn cobbler_dir() -> PathBuf {
 /// A plain HTTP/1.0 request (`http://` only), bounded in time: status and body.
 /// `body` is sent as JSON.
 pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+    http_request_from(None, method, url, body)
+}
+
+/// [`http_request`] from the local address `from` (a test host's, say).
+pub fn http_request_from(
+    from: Option<Ipv4Addr>,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// is supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -224,8 +254,11 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> Result<(u16,
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("{url}: {e}"))?;
+    let mut stream = match from {
+        Some(local) => connect_from(local, addr),
+        None => TcpStream::connect_timeout(&addr, Duration::from_secs(5)),
+    }
+    .map_err(|e| format!("{url}: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(15))).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
     let body = body.unwrap_or("");
@@ -549,6 +582,8 @@ impl Lab {
             let _power = host.power.lock().unwrap();
             host.machine.kill();
         }
+        // The kickstart's %pre: Cobbler's install status now says "installing".
+        self.svc(i, "trig/mode/pre");
         let deadline = Instant::now() + *host.install_delay.lock().unwrap();
         while Instant::now() < deadline {
             if !self.current(i, generation) {
@@ -566,15 +601,22 @@ impl Lab {
         }
         host.machine.wipe_and_rekey();
         self.announce(i);
-        for op in ["nopxe", "trig/mode/post"] {
-            let event = match self.cobbler.svc_get(&format!("/cblr/svc/op/{op}/system/{}", host.system)) {
+        self.svc(i, "nopxe");
+        self.svc(i, "trig/mode/post");
+        host.machine.start();
+        self.note(i, "booted".into());
+    }
+
+    /// A kickstart's call to Cobbler's svc for this system, from the host's address.
+    fn svc(&self, i: usize, op: &str) {
+        let host = &self.hosts[i];
+        let from = host.machine.address().parse().ok();
+        let event =
+            match self.cobbler.svc_get_from(from, &format!("/cblr/svc/op/{op}/system/{}", host.system)) {
                 Ok(body) => format!("{op}: {body}"),
                 Err(e) => format!("{op} failed: {e}"),
             };
-            self.note(i, event);
-        }
-        host.machine.start();
-        self.note(i, "booted".into());
+        self.note(i, event);
     }
 
     /// The kickstart's announcement: the new host key to the farm, with the token the
@@ -598,7 +640,8 @@ impl Lab {
         let name = field("metalfarm_host").unwrap_or_else(|| host.system.clone());
         let body = json!({"token": field("metalfarm_token").unwrap_or_default(), "host_key": host.machine.host_key()});
         let target = format!("{}/api/v1/hosts/{name}/installed", url.trim_end_matches('/'));
-        let event = match http_request("POST", &target, Some(&body.to_string())) {
+        let from = host.machine.address().parse().ok();
+        let event = match http_request_from(from, "POST", &target, Some(&body.to_string())) {
             Ok((status, _)) if (200..300).contains(&status) => format!("announced: HTTP {status}"),
             Ok((status, reply)) => format!("announce refused: HTTP {status}: {}", reply.trim()),
             Err(e) => format!("announce failed: {e}"),
@@ -747,5 +790,39 @@ impl Proxy {
                 let _ = to.shutdown(std::net::Shutdown::Write);
             });
         }
+    }
+}
+
+/// A TCP connection from `local` (any port) to `to`: std cannot bind before connecting.
+/// Only for loopback, where connect answers at once.
+fn connect_from(local: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = to else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor owned here; on success the TcpStream
+    // owns it, on failure it is closed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let here = sockaddr(local, 0);
+        if libc::bind(fd, (&here as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let there = sockaddr(*to.ip(), to.port());
+        if libc::connect(fd, (&there as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
     }
 }

@@ -219,6 +219,47 @@ pub async fn get(url: &str) -> Answer {
     Answer { status, body: String::from_utf8_lossy(&body).into_owned() }
 }
 
+/// A push to `refs/heads/master` (the real example payload of installation 1),
+/// delivered and acknowledged.
+pub async fn push_master(server: &FarmServer, delivery: &str) {
+    let payload =
+        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    let answer = deliver(server, "push", delivery, payload.to_string().as_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+/// `GET /api/v1/hosts/{name}`: the host and its latest history, as JSON.
+pub async fn host_json(server: &FarmServer, name: &str) -> serde_json::Value {
+    let answer = get(&server.url(&format!("/api/v1/hosts/{name}"))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    serde_json::from_str(&answer.body).expect("a host as JSON")
+}
+
+/// Waits (at most `within`) until host `name` is in `state`; the host as it then is.
+pub async fn wait_for_host_state(
+    server: &FarmServer,
+    name: &str,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let found = host_json(server, name).await;
+        if found["state"] == state {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "host {name} never became {state}: {found:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET /api/v1/jobs/{id}/log`: the job's log as text.
+pub async fn job_log(server: &FarmServer, job_id: &str) -> String {
+    let answer = get(&server.url(&format!("/api/v1/jobs/{job_id}/log"))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body
+}
+
 /// Sends a delivery as the forge does: signed with the test secret.
 pub async fn deliver(server: &FarmServer, event: &str, delivery: &str, body: &[u8]) -> Answer {
     try_deliver(server.addr, event, delivery, body).await.expect("HTTP request")
