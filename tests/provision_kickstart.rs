@@ -290,6 +290,14 @@ fn the_kickstart_renders_for_a_test_system() {
     for line in ["text", "reboot", &format!("url --url={tree}")] {
         assert!(rendered.lines().any(|l| l.trim() == line), "no `{line}` line:\n{rendered}");
     }
+    // What a virt test host needs, and what the kickstart itself uses.
+    let packages = &rendered[rendered.find("%packages").expect("a %packages section")..];
+    let packages: Vec<&str> = packages[..packages.find("%end").expect("%packages ends")].lines().collect();
+    for package in
+        ["qemu-kvm", "libvirt", "bridge-utils", "nfs-utils", "chrony", "curl", "openssh-server", "tcpdump"]
+    {
+        assert!(packages.contains(&package), "{package} is not installed: {packages:?}");
+    }
     // The farm's key for root, and no DSA anywhere.
     assert!(rendered
         .contains(&format!("/root/.ssh/authorized_keys <<'METALFARM_KEY'\n{FARM_KEY}\nMETALFARM_KEY\n")));
