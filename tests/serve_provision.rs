@@ -212,9 +212,16 @@ async fn host_add_warns_loudly_when_the_cobbler_system_is_missing() {
     let cobbler = TestCobbler::start();
     let hosts = TestHosts::start(1);
     let lab = PowerLab::start(&cobbler, &hosts);
-    let config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s");
+    let mut config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s");
+    // A host of the config whose system nobody added to Cobbler.
+    config.push_str(
+        "\n[[host]]\nname = \"kvm-2\"\ncobbler_system = \"ghost-0\"\naddress = \"127.0.0.1\"\nport = 9\nlabels = [\"kvm\"]\n",
+    );
     let (server, _forge) = farm("", &config).await;
     let token = admin_token(&server);
+    // At start, it is logged loudly.
+    let logged = server.wait_for_log("has no system named `ghost-0`", Duration::from_secs(30));
+    assert!(logged.contains("WARN") && logged.contains("host kvm-2"), "{logged}");
 
     let missing =
         cli(&server, Some(&token), &["host", "add", "ghost-1", "--label", "kvm", "--address", "127.0.0.1"]);

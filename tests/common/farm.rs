@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -19,6 +19,8 @@ pub struct FarmServer {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
     child: Child,
+    /// Every line the server logged (stderr), across restarts.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl FarmServer {
@@ -64,15 +66,16 @@ impl FarmServer {
              [forge]\nwebhook_secret_file = \"webhook-secret\"\n{forge_keys}\n{extra_toml}"
         );
         std::fs::write(dir.path().join("farm.toml"), config).expect("config");
-        let (child, addr) = spawn(&dir.path().join("farm.toml"));
-        FarmServer { dir, addr, child }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (child, addr) = spawn(&dir.path().join("farm.toml"), log.clone());
+        FarmServer { dir, addr, child, log }
     }
 
     /// Kills the server at once (SIGKILL: no shutdown code runs) and starts it again
     /// on the same data folder.
     pub fn kill_and_restart(&mut self) {
         self.kill();
-        let (child, addr) = spawn(&self.dir.path().join("farm.toml"));
+        let (child, addr) = spawn(&self.dir.path().join("farm.toml"), self.log.clone());
         self.child = child;
         self.addr = addr;
     }
@@ -106,9 +109,25 @@ impl FarmServer {
         let config = std::fs::read_to_string(&path).expect("config");
         let config = config.replacen("listen = \"127.0.0.1:0\"", &format!("listen = \"{}\"", self.addr), 1);
         std::fs::write(&path, config).expect("config");
-        let (child, addr) = spawn(&path);
+        let (child, addr) = spawn(&path, self.log.clone());
         self.child = child;
         assert_eq!(addr, self.addr);
+    }
+
+    /// Waits (at most `within`) until the server has logged a line containing `text`; that line.
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never logged `{text}`:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Writes a file under the server's folder (the config's folder), e.g. a workflow.
@@ -153,7 +172,7 @@ impl Drop for FarmServer {
     }
 }
 
-fn spawn(config: &Path) -> (Child, SocketAddr) {
+fn spawn(config: &Path, log: Arc<Mutex<Vec<String>>>) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
         .args(["serve", "--config"])
         .arg(config)
@@ -179,6 +198,7 @@ fn spawn(config: &Path) -> (Child, SocketAddr) {
             if std::env::var_os("METALFARM_TEST_LOG").is_some() {
                 eprintln!("[serve] {line}");
             }
+            log.lock().unwrap().push(line);
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("metalfarm serve did not start listening");
