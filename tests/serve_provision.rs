@@ -263,3 +263,46 @@ async fn metalfarm_provision_reinstalls_a_host_outside_any_job() {
     let unknown = cli(&server, Some(&token), &["provision", "nope"]);
     assert_eq!(unknown.code, 1, "{unknown:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_during_its_reinstall_leaves_the_host_to_the_repair_loop() {
+    let cobbler = TestCobbler::start();
+    let hosts = TestHosts::start(1);
+    let lab = PowerLab::start(&cobbler, &hosts);
+    lab.set_install_delay(0, Duration::from_secs(8));
+    let config = farm_toml(&cobbler, cobbler.url(), &lab, &hosts, "60s");
+    let (server, forge) = farm("", &config).await;
+    server.write(
+        "workflows/sanity.yml",
+        &format!("{PROVISIONED}      - if: always()\n        name: clean up\n        run: echo cleaned up\n"),
+    );
+    push_master(&server, "d-cancel-install").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lab.install_count(0) == 0 {
+        assert!(Instant::now() < deadline, "the install never started: {}", lab.power_log(0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let job = named(&forge.check_runs(), "Sanity / sanity").expect("the check run").external_id;
+    let token = admin_token(&server);
+    ok(&server, &token, &["job", "cancel", &job]);
+
+    let run = wait_for_check_run(&forge, "Sanity / sanity", Duration::from_secs(60)).await;
+    assert_eq!(run.conclusion.as_deref(), Some("cancelled"), "{run:#?}");
+    let log = job_log(&server, &job).await;
+    assert!(log.contains("Cancelled while kvm-1 was being reinstalled"), "{log}");
+    // The host is mid-install: nothing more runs on it, not even `always()` steps.
+    assert!(log.contains("Skipped \"clean up\": kvm-1 is mid-install"), "{log}");
+    assert!(!log.contains("cleaned up\n"), "{log}");
+    // Not ready for the next job, and not the host's fault: repaired, no failure counted.
+    let repairing = wait_for_host_state(&server, "kvm-1", "repairing", Duration::from_secs(30)).await;
+    assert_eq!(repairing["consecutive_failures"], 0, "{repairing:#}");
+    let ready = wait_for_host_state(&server, "kvm-1", "ready", Duration::from_secs(90)).await;
+    assert!(
+        history(&ready).contains("repair: reinstalled with profile metalfarm-test"),
+        "{}",
+        history(&ready)
+    );
+    let store = server.store().await;
+    assert_eq!(store.host_key("kvm-1").await.unwrap(), Some(hosts.host(0).host_key()));
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}

@@ -128,11 +128,13 @@ pub(super) async fn provision(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 take_lines(run);
+                run.host_unfit = Some(format!("{host_name} is mid-install: it is reinstalled again before its next job"));
                 return Err(StepError::Failed(format!("the job's time ran out while {host_name} was being reinstalled")));
             }
             _ = cancel.cancelled() => {
                 take_lines(run);
                 run.log(&format!("Cancelled while {host_name} was being reinstalled"));
+                run.host_unfit = Some(format!("{host_name} is mid-install: it is reinstalled again before its next job"));
                 return Ok(Conclusion::Cancelled);
             }
         }

@@ -190,6 +190,10 @@ pub struct JobOutcome {
     pub host_key: Option<String>,
     /// Names of the artifacts the job uploaded.
     pub artifacts: Vec<String>,
+    /// Set when the job ended normally but left its host unfit for the next one (a
+    /// reinstall cut short by a cancellation or the job's timeout): the host must be
+    /// repaired first. Not the host's fault: no failure is counted.
+    pub host_unfit: Option<String>,
 }
 
 /// Runs the job `definition` describes on `target`; never fails: how it ended is in
@@ -225,6 +229,7 @@ pub async fn run_job(
         summary: String::new(),
         artifacts: Vec::new(),
         action: None,
+        host_unfit: None,
     };
     let result = run.run(target).await;
     run.finish(result).await
@@ -240,6 +245,7 @@ fn failed_before_start(reason: String) -> JobOutcome {
         infra: None,
         host_key: None,
         artifacts: Vec::new(),
+        host_unfit: None,
     }
 }
 
@@ -279,6 +285,9 @@ pub(super) struct JobRun<'a> {
     pub(super) artifacts: Vec<String>,
     /// Set while a composite action's steps run (composite.rs).
     pub(super) action: Option<ActionScope>,
+    /// Why the host can take no more steps (a reinstall cut short): the steps left are
+    /// skipped and the host goes to repair after the job.
+    pub(super) host_unfit: Option<String>,
 }
 
 /// A step ended: how, and what it set.
@@ -321,6 +330,12 @@ impl<'a> JobRun<'a> {
                 self.job_timed_out(timeout);
             }
             let name = self.step_name(step, number);
+            if let Some(why) = &self.host_unfit {
+                let line = format!("Skipped \"{name}\": {why}");
+                self.log(&line);
+                self.skip_step(step, number, &name).await;
+                continue;
+            }
             match self.step_condition(step) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -430,6 +445,7 @@ impl<'a> JobRun<'a> {
                 infra: Some(InfraFailure::new(reason)),
                 host_key,
                 artifacts: std::mem::take(&mut self.artifacts),
+                host_unfit: None,
             };
         }
         let outputs = self.job_outputs();
@@ -453,6 +469,7 @@ impl<'a> JobRun<'a> {
             infra: None,
             host_key,
             artifacts: std::mem::take(&mut self.artifacts),
+            host_unfit: self.host_unfit.take(),
         }
     }
 

@@ -482,7 +482,10 @@ impl Driver {
         tx.commit().await?;
         self.farm.outbox_waiting.notify_one();
         tracing::info!(conclusion = outcome.conclusion.as_str(), "job completed");
-        self.release(job, &host).await?;
+        match &outcome.host_unfit {
+            Some(reason) => self.release_to_repair(job, &host, reason).await?,
+            None => self.release(job, &host).await?,
+        }
         self.scheduler.set_outputs(job, outcome.outputs.clone());
         let decisions = self.scheduler.finish(job, outcome.conclusion);
         if let Some((run, conclusion)) = run_done {
@@ -541,6 +544,15 @@ impl Driver {
         self.conclude(job, self.run_of.get(&job).copied(), &ending).await?;
         let decisions = self.scheduler.finish(job, Conclusion::Failure);
         self.apply_all(decisions).await
+    }
+
+    /// Ends the lease of a host the job left unfit: to repair, without counting a failure.
+    async fn release_to_repair(&mut self, job: JobId, host: &str, reason: &str) -> Result<(), DriveError> {
+        tracing::info!(%reason, "the host goes to repair after its job");
+        match self.farm.inventory.release_to_repair(host, job, reason).await {
+            Ok(_) | Err(InventoryError::NotFound(_) | InventoryError::NotLeasedTo { .. }) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn release(&mut self, job: JobId, host: &str) -> Result<(), DriveError> {

@@ -646,6 +646,33 @@ impl Inventory {
         .await
     }
 
+    /// Job `job_id` ended normally but left the host unfit for the next job (a
+    /// reinstall cut short): it is repaired first, without counting against it; a
+    /// pending lock takes effect instead.
+    pub async fn release_to_repair(
+        &self,
+        name: &str,
+        job_id: i64,
+        reason: &str,
+    ) -> Result<Host, InventoryError> {
+        self.change_existing(name, Actor::Farm, |current| {
+            current.check_leased_to(job_id)?;
+            let mut host = current.clone();
+            host.end_lease();
+            match host.pending_lock.take() {
+                Some(lock) => {
+                    host.move_to(HostState::Maintenance, Cause::Release, &format!("{lock} ({reason})"))
+                }
+                None => host.move_to(
+                    HostState::Repairing,
+                    Cause::InfraFailure,
+                    &format!("job {job_id}: {reason}"),
+                ),
+            }
+        })
+        .await
+    }
+
     /// Job `job_id`'s lease lapsed at `now_ms` (its holder stopped renewing it): what
     /// ran on the host is unknown, so it is repaired (reinstalled) before another job,
     /// without counting against the host; a pending lock takes effect instead. Refused

@@ -157,6 +157,7 @@ fn setup_failure(err: &RunError) -> JobOutcome {
         infra,
         host_key: None,
         artifacts: Vec::new(),
+        host_unfit: None,
     }
 }
 
