@@ -8,13 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metalfarm::exec::host::HostTarget;
-use metalfarm::exec::job::{run_job, Conclusion, JobDefinition, JobOutcome, RunnerEvent};
+use metalfarm::exec::job::{Conclusion, JobDefinition, JobOutcome};
 use metalfarm::workflow::event::{Event, RunInfo};
 use metalfarm::workflow::load::{load, LoadOptions};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use common::testhost::TestHosts;
@@ -107,25 +105,9 @@ impl Ran {
 }
 
 async fn run(definition: JobDefinition, hosts: &TestHosts) -> Ran {
-    let (events, mut heard) = mpsc::channel(64);
-    let collector = tokio::spawn(async move {
-        let mut log = Vec::new();
-        while let Some(event) = heard.recv().await {
-            if let RunnerEvent::Log(lines) = event {
-                log.extend(lines);
-            }
-        }
-        log.join("\n")
-    });
-    let target = target(hosts);
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(120),
-        run_job(&definition, &target, events, CancellationToken::new()),
-    )
-    .await
-    .expect("the job ends within two minutes");
-    let log = collector.await.expect("collector");
-    Ran { outcome, log }
+    let (outcome, log) =
+        common::lab::run_job_logged(&definition, &target(hosts), CancellationToken::new()).await;
+    Ran { outcome, log: log.join("\n") }
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use metalfarm::workflow::load::{load, LoadOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use common::lab::target;
+use common::lab::{run_job_logged, target};
 use common::testhost::TestHosts;
 
 fn definition(yaml: &str, job: &str) -> JobDefinition {
@@ -50,21 +50,7 @@ impl Ran {
 }
 
 async fn run_with(definition: JobDefinition, target: HostTarget, cancel: CancellationToken) -> Ran {
-    let (events, mut heard) = mpsc::channel(64);
-    let collector = tokio::spawn(async move {
-        let mut log = Vec::new();
-        while let Some(event) = heard.recv().await {
-            if let RunnerEvent::Log(lines) = event {
-                log.extend(lines);
-            }
-        }
-        log
-    });
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(120), run_job(&definition, &target, events, cancel))
-            .await
-            .expect("the job ends within two minutes");
-    let log = collector.await.expect("collector");
+    let (outcome, log) = run_job_logged(&definition, &target, cancel).await;
     Ran { outcome, log }
 }
 

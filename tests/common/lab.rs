@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metalfarm::exec::host::HostTarget;
+use metalfarm::exec::job::{run_job, JobDefinition, JobOutcome, RunnerEvent};
 use metalfarm::exec::keys::load_or_generate_farm_key;
 use metalfarm::exec::ssh::{HostKeyPolicy, SshOptions};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::testhost::{TestHost, TestHosts};
 
@@ -49,4 +53,27 @@ pub fn lab_toml(hosts: &TestHosts, lab: &[(&str, &[&str])]) -> String {
         ));
     }
     toml
+}
+
+/// Runs `definition` straight on `target` (no server), bounded to two minutes: its
+/// outcome and the log lines the runner sent.
+pub async fn run_job_logged(
+    definition: &JobDefinition,
+    target: &HostTarget,
+    cancel: CancellationToken,
+) -> (JobOutcome, Vec<String>) {
+    let (events, mut heard) = mpsc::channel(64);
+    let collector = tokio::spawn(async move {
+        let mut log = Vec::new();
+        while let Some(event) = heard.recv().await {
+            if let RunnerEvent::Log(lines) = event {
+                log.extend(lines);
+            }
+        }
+        log
+    });
+    let outcome = tokio::time::timeout(Duration::from_secs(120), run_job(definition, target, events, cancel))
+        .await
+        .expect("the job ends within two minutes");
+    (outcome, collector.await.expect("collector"))
 }
