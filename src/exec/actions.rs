@@ -116,6 +116,7 @@ pub(super) async fn provision(
         }
     };
     let cancel = run.cancel.clone();
+    let cut_short = format!("{host_name} is mid-install: it is reinstalled again before its next job");
     let install = crate::provision::install::install(&provisioning, &host_name, &profile, timeout, &log);
     tokio::pin!(install);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -128,13 +129,13 @@ pub(super) async fn provision(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 take_lines(run);
-                run.host_unfit = Some(format!("{host_name} is mid-install: it is reinstalled again before its next job"));
+                run.host_unfit = Some(cut_short);
                 return Err(StepError::Failed(format!("the job's time ran out while {host_name} was being reinstalled")));
             }
             _ = cancel.cancelled() => {
                 take_lines(run);
                 run.log(&format!("Cancelled while {host_name} was being reinstalled"));
-                run.host_unfit = Some(format!("{host_name} is mid-install: it is reinstalled again before its next job"));
+                run.host_unfit = Some(cut_short);
                 return Ok(Conclusion::Cancelled);
             }
         }

@@ -81,8 +81,17 @@ impl HostSession {
             .await
             .map_err(|e| InfraFailure::new(format!("host {}: {e}", target.name)))?;
         let host_key = session.host_key().to_owned();
+        HostSession::probed(target.clone(), session, host_key).await
+    }
+
+    /// The session to the host `target` names, once the host said what it is.
+    async fn probed(
+        target: HostTarget,
+        session: Session,
+        host_key: String,
+    ) -> Result<HostSession, InfraFailure> {
         let mut host = HostSession {
-            target: target.clone(),
+            target,
             session,
             host_key,
             home: String::new(),
@@ -120,16 +129,7 @@ impl HostSession {
                 within.as_secs()
             ))
         })?;
-        let mut host = HostSession {
-            target,
-            session,
-            host_key: host_key.to_owned(),
-            home: String::new(),
-            boot_id: String::new(),
-            has_bash: false,
-        };
-        host.probe().await?;
-        Ok(host)
+        HostSession::probed(target, session, host_key.to_owned()).await
     }
 
     pub fn session(&self) -> &Session {
