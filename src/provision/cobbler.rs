@@ -178,9 +178,7 @@ impl CobblerClient {
     }
 
     async fn reinstall(&self, request: &InstallRequest) -> Result<(), ProvisionError> {
-        if !self.has_system(&request.system).await? {
-            return Err(self.no_such_system(&request.system));
-        }
+        // A missing system is `NoSuchSystem` here, before anything changes.
         let mut meta = self.own_meta(&request.system).await?;
         meta.extend(request.meta.clone());
         let meta: HashMap<String, String> = meta.into_iter().collect();
