@@ -49,7 +49,7 @@ fn main() {
     while fed < total {
         // SSH hands the runner chunks of up to 32 KiB.
         for chunk in sample.chunks(32 * 1024) {
-            for line in buffer.push(chunk) {
+            for line in buffer.push(chunk, &masker) {
                 lines += 1;
                 let logged = match parser.parse_line(&line) {
                     Some(parsed) => {

@@ -506,3 +506,34 @@ async fn a_step_that_never_stops_printing_still_times_out() {
     assert!(ran.log.iter().any(|l| l == "line 1"), "the step's output was logged");
     assert!(ran.log.iter().any(|l| l == "cleanup ran"), "the always() step ran");
 }
+
+/// A line over the 1 MiB cut is logged in pieces; a secret around the cut is still
+/// masked whole, wherever it falls (the attack of issue 11: offsets 1, 5, 10, 15).
+#[tokio::test]
+async fn a_secret_split_by_the_line_cut_is_still_masked() {
+    let hosts = TestHosts::start(1);
+    let mut definition = definition(
+        r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - env: {SECRET: "${{ secrets.TOKEN }}"}
+        run: |
+          for off in 1 5 10 15; do
+            head -c $((1048576-off)) /dev/zero | tr '\0' B; printf '%s\n' "$SECRET"
+          done
+"###,
+        "test",
+    );
+    definition.set_secrets(IndexMap::from([("TOKEN".to_owned(), "hunter2-s3cret-value".to_owned())]));
+    let ran = run_with(definition, target(&hosts, hosts.host(0)), CancellationToken::new()).await;
+    assert_eq!(ran.outcome.conclusion, Conclusion::Success);
+    let log = ran.log_text();
+    for piece in ["hunter", "s3cret", "value"] {
+        assert!(!log.contains(piece), "a piece of the secret ({piece}) leaked");
+    }
+    // Each of the four lines ends in its mask (a piece of its own when the cut moved).
+    assert_eq!(ran.log.iter().filter(|l| l.ends_with("B***") || l.as_str() == "***").count(), 4);
+}

@@ -3,8 +3,13 @@
 //! redraw of a progress bar is a line), and is decoded as UTF-8 with invalid bytes
 //! replaced by U+FFFD. Chunks may split a line or a `\r\n` anywhere.
 //!
-//! A line longer than the limit is cut into pieces of at most the limit (at a character
-//! boundary), so memory per stream is bounded whatever a step prints.
+//! A line longer than the limit is cut into pieces of about the limit (at a character
+//! boundary), so memory per stream is bounded whatever a step prints. Lines are masked
+//! a piece at a time, so a cut never splits a secret: it moves to the secret's start
+//! (the [`Masker`] says where), and a line still coming is cut only once the bytes
+//! that could complete a secret across the cut are in.
+
+use super::mask::Masker;
 
 /// The longest line kept whole by default.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -36,7 +41,8 @@ impl LineBuffer {
     }
 
     /// Takes a chunk of output; returns the lines it completes, without line breaks.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
+    /// `secrets` are the ones a cut must not split.
+    pub fn push(&mut self, mut bytes: &[u8], secrets: &Masker) -> Vec<String> {
         let mut lines = Vec::new();
         if bytes.is_empty() {
             return lines;
@@ -46,7 +52,7 @@ impl LineBuffer {
         }
         while let Some(i) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
             self.pending.extend_from_slice(&bytes[..i]);
-            self.cut(&mut lines);
+            self.cut(&mut lines, secrets, true);
             lines.push(String::from_utf8_lossy(&self.pending).into_owned());
             self.pending.clear();
             bytes = match (bytes[i], bytes.get(i + 1)) {
@@ -59,7 +65,7 @@ impl LineBuffer {
             };
         }
         self.pending.extend_from_slice(bytes);
-        self.cut(&mut lines);
+        self.cut(&mut lines, secrets, false);
         lines
     }
 
@@ -74,15 +80,19 @@ impl LineBuffer {
         Some(line)
     }
 
-    /// Emits pieces from the front of the pending line while it is over the limit.
-    fn cut(&mut self, lines: &mut Vec<String>) {
+    /// Emits pieces from the front of the pending line while it is over the limit; when
+    /// the line is not `complete`, only while the bytes past a cut are there to see
+    /// whether it would split a secret.
+    fn cut(&mut self, lines: &mut Vec<String>, secrets: &Masker, complete: bool) {
+        let keep = if complete { 0 } else { secrets.lookahead() };
         let mut start = 0;
-        while self.pending.len() - start > self.max_line {
+        while self.pending.len() - start > self.max_line + keep {
             let mut end = start + self.max_line;
             // Back up to a character boundary (at most 3 continuation bytes).
             while end > start + 1 && (self.pending[end] & 0b1100_0000) == 0b1000_0000 {
                 end -= 1;
             }
+            end = start + secrets.cut_point(&self.pending[start..], end - start);
             lines.push(String::from_utf8_lossy(&self.pending[start..end]).into_owned());
             start = end;
         }
@@ -96,7 +106,11 @@ mod tests {
 
     /// All lines of `chunks`, fed one after the other, then finished.
     fn split(buffer: &mut LineBuffer, chunks: &[&[u8]]) -> Vec<String> {
-        let mut lines: Vec<String> = chunks.iter().flat_map(|c| buffer.push(c)).collect();
+        split_around(buffer, chunks, &Masker::new())
+    }
+
+    fn split_around(buffer: &mut LineBuffer, chunks: &[&[u8]], secrets: &Masker) -> Vec<String> {
+        let mut lines: Vec<String> = chunks.iter().flat_map(|c| buffer.push(c, secrets)).collect();
         lines.extend(buffer.finish());
         lines
     }
@@ -126,10 +140,10 @@ mod tests {
     #[test]
     fn crlf_split_across_chunks_with_empty_chunk_between() {
         let mut b = LineBuffer::new();
-        assert_eq!(b.push(b"a\r"), ["a"]);
-        assert!(b.push(b"").is_empty());
-        assert!(b.push(b"\n").is_empty());
-        assert_eq!(b.push(b"b\n"), ["b"]);
+        assert_eq!(b.push(b"a\r", &Masker::new()), ["a"]);
+        assert!(b.push(b"", &Masker::new()).is_empty());
+        assert!(b.push(b"\n", &Masker::new()).is_empty());
+        assert_eq!(b.push(b"b\n", &Masker::new()), ["b"]);
     }
 
     #[test]
@@ -143,12 +157,38 @@ mod tests {
         let mut b = LineBuffer::with_max_line(8);
         assert_eq!(split(&mut b, &[b"0123456789abcdefXYZ\n"]), ["01234567", "89abcdef", "XYZ"]);
         // Pending output never grows past the limit, even without a line break.
-        assert_eq!(b.push(b"0123456789"), ["01234567"]);
+        assert_eq!(b.push(b"0123456789", &Masker::new()), ["01234567"]);
         assert_eq!(b.finish().as_deref(), Some("89"));
         // "ж" is two bytes: a piece never ends inside it.
         let mut b = LineBuffer::with_max_line(5);
         let lines = split(&mut b, &["жжжжж".as_bytes(), b"\n"]);
         assert_eq!(lines, ["жж", "жж", "ж"]);
         assert!(lines.iter().all(|l| !l.contains('\u{fffd}')));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_secret() {
+        let mut secrets = Masker::new();
+        secrets.add("SECRET");
+        // Wherever the secret falls around the cut, one piece holds it whole, and
+        // nothing is lost or repeated.
+        for offset in 0..12 {
+            let line = format!("{}SECRET{}", "B".repeat(16 - offset), "C".repeat(5));
+            for chunk in [1, 3, line.len() + 1] {
+                let mut b = LineBuffer::with_max_line(16);
+                let mut with_break = line.clone().into_bytes();
+                with_break.push(b'\n');
+                let chunks: Vec<&[u8]> = with_break.chunks(chunk).collect();
+                let pieces = split_around(&mut b, &chunks, &secrets);
+                assert_eq!(pieces.concat(), line, "offset {offset}, chunks of {chunk}");
+                assert!(pieces.iter().any(|p| p.contains("SECRET")), "offset {offset}: {pieces:?}");
+                assert!(pieces.iter().all(|p| p.len() <= 16 + 5), "offset {offset}: {pieces:?}");
+            }
+        }
+        // A line still coming keeps the secret's length minus one past the limit, no more.
+        let mut b = LineBuffer::with_max_line(16);
+        assert!(b.push(&[b'B'; 16], &secrets).is_empty());
+        assert!(b.push(&[b'B'; 7], &secrets).is_empty(), "within the look-ahead");
+        assert_eq!(b.push(b"B", &secrets), ["B".repeat(16)]);
     }
 }

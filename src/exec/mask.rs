@@ -24,6 +24,8 @@ pub struct Masker {
     values: BTreeSet<String>,
     /// Built from `values` on each change: adds are rare, masking is per line.
     matcher: Option<AhoCorasick>,
+    /// The longest value in bytes: how far past a cut in a long line one must look.
+    longest: usize,
 }
 
 impl Masker {
@@ -47,7 +49,44 @@ impl Masker {
         }
         if self.values.len() != before {
             self.matcher = Some(AhoCorasick::new(&self.values).expect("secrets make a valid automaton"));
+            self.longest = self.values.iter().map(String::len).max().unwrap_or(0);
         }
+    }
+
+    /// How many bytes past a cut must be seen to know that no secret spans it.
+    pub fn lookahead(&self) -> usize {
+        self.longest.saturating_sub(1)
+    }
+
+    /// A place to cut `text` near `at` (a character boundary, `0 < at < text.len()`)
+    /// that splits no occurrence of a secret, so each piece masks it whole: `at` itself,
+    /// else the start of the occurrences that span it, else — when one starts at the
+    /// very beginning — their end. `text` must hold [`Masker::lookahead`] bytes past
+    /// `at`, or the whole line.
+    pub fn cut_point(&self, text: &[u8], at: usize) -> usize {
+        let Some(matcher) = &self.matcher else {
+            return at;
+        };
+        let from = at.saturating_sub(self.lookahead());
+        let to = (at + self.lookahead()).min(text.len());
+        let spans: Vec<(usize, usize)> = matcher
+            .find_overlapping_iter(&text[from..to])
+            .map(|m| (from + m.start(), from + m.end()))
+            .collect();
+        let spanning = |cut: usize| spans.iter().filter(move |&&(start, end)| start < cut && cut < end);
+        let mut cut = at;
+        while let Some(start) = spanning(cut).map(|&(start, _)| start).min() {
+            cut = start;
+        }
+        if cut > 0 {
+            return cut;
+        }
+        // A secret from the first byte on: the piece takes all of it, a little longer.
+        let mut cut = at;
+        while let Some(end) = spanning(cut).map(|&(_, end)| end).max() {
+            cut = end;
+        }
+        cut
     }
 
     /// No secret to mask.
@@ -237,6 +276,24 @@ mod tests {
         let m = masker(&["пароль"]);
         assert_eq!(m.mask("ключ: пароль ✓"), "ключ: *** ✓");
         assert_eq!(m.mask("%D0%BF%D0%B0%D1%80%D0%BE%D0%BB%D1%8C"), "***");
+    }
+
+    #[test]
+    fn cut_points_split_no_secret() {
+        let m = masker(&["secret"]);
+        let text = b"xx secret yy";
+        assert_eq!(m.cut_point(text, 2), 2, "nothing spans it");
+        for at in 4..9 {
+            assert_eq!(m.cut_point(text, at), 3, "inside the secret at {at}");
+        }
+        assert_eq!(m.cut_point(text, 9), 9, "right after it");
+        // From the first byte: the piece grows to the secret's end.
+        assert_eq!(m.cut_point(b"secretsecret", 3), 6);
+        // Overlapping occurrences move the cut to the first of them.
+        let m = masker(&["abcd", "cdef"]);
+        assert_eq!(m.cut_point(b"--abcdef--", 5), 2);
+        assert_eq!(Masker::new().cut_point(b"secret", 3), 3);
+        assert_eq!(m.lookahead(), "abcd".len().max(BASE64.encode("abcd").len()) - 1);
     }
 
     #[test]

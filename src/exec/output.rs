@@ -52,13 +52,13 @@ impl OutputFilter {
     }
 
     pub fn stdout(&mut self, bytes: &[u8]) {
-        for line in self.stdout.push(bytes) {
+        for line in self.stdout.push(bytes, &self.masker) {
             self.line(&line);
         }
     }
 
     pub fn stderr(&mut self, bytes: &[u8]) {
-        for line in self.stderr.push(bytes) {
+        for line in self.stderr.push(bytes, &self.masker) {
             self.line(&line);
         }
     }
@@ -150,5 +150,24 @@ mod tests {
         assert_eq!(annotations[1].file.as_deref(), Some("a.c"));
         assert_eq!(annotations[1].message, "bad ***");
         assert_eq!(filter.step.outputs, [("x".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn a_secret_split_by_the_line_cut_is_masked() {
+        use super::super::lines::MAX_LINE;
+        for off in [1, 5, 10, 15] {
+            let mut masker = Masker::default();
+            masker.add("hunter2-and-more");
+            let mut filter = OutputFilter::new(masker);
+            let mut output = vec![b'B'; MAX_LINE - off];
+            output.extend_from_slice(b"hunter2-and-more\n");
+            for chunk in output.chunks(32 * 1024) {
+                filter.stdout(chunk);
+            }
+            filter.end_output();
+            let lines = filter.take_lines();
+            assert!(lines.iter().all(|l| !l.contains("hunter") && !l.contains("more")), "off {off}");
+            assert!(lines.iter().any(|l| l.ends_with("***")), "off {off}");
+        }
     }
 }
