@@ -118,6 +118,24 @@ pub struct SshConfig {
     pub reconnect_grace: Duration,
 }
 
+/// A secrets file (a repository's `secrets_file`, `metalfarm run --secret-file`):
+/// `NAME = "value"` lines of TOML. The error is a whole sentence naming the file.
+pub fn read_secrets_file(path: &Path) -> Result<indexmap::IndexMap<String, String>, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the secrets file {shown}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("the secrets file {shown} is not TOML: {}", format!("{e}").trim_end()))?;
+    table
+        .into_iter()
+        .map(|(name, value)| match value {
+            toml::Value::String(value) => Ok((name, value)),
+            _ => Err(format!("secret `{name}` in {shown} must be a string")),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoConfig {

@@ -42,8 +42,14 @@ impl std::fmt::Debug for Ran {
 
 /// `metalfarm run WORKFLOW --host … --port … --identity <farm key> ARGS…`, in `dir`.
 fn run(hosts: &TestHosts, dir: &Path, workflow: &Path, args: &[&str]) -> Ran {
+    run_with_env(hosts, dir, workflow, args, &[])
+}
+
+/// [`run`] with these environment variables set.
+fn run_with_env(hosts: &TestHosts, dir: &Path, workflow: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let host = hosts.host(0);
     let out: Output = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .envs(env.iter().copied())
         .arg("run")
         .arg(workflow)
         .args(["--host", &host.address(), "--port", &host.port().to_string()])
@@ -400,4 +406,75 @@ jobs:
         let line = format!("] suite {suite} for pull_request of topic\n");
         assert!(ran.stdout.contains(&line), "{line:?} in {ran:?}");
     }
+}
+
+/// The 1 MiB line cut of issue 11: a secret around the cut is masked whole on stdout.
+#[test]
+fn a_secret_split_by_the_line_cut_is_still_masked() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "long-lines.yml",
+        r#"
+on: push
+jobs:
+  long:
+    runs-on: self-hosted
+    steps:
+      - env: {SECRET: "${{ secrets.TOKEN }}"}
+        run: |
+          for off in 1 5 10 15; do
+            head -c $((1048576-off)) /dev/zero | tr '\0' B; printf '%s\n' "$SECRET"
+          done
+"#,
+    );
+    let ran = run(&hosts, dir.path(), &workflow, &["--secret", "TOKEN=hunter2-s3cret-value"]);
+    assert_eq!(ran.code, 0, "exit {}: {}", ran.code, ran.stderr);
+    for piece in ["hunter", "s3cret", "value"] {
+        assert!(!ran.stdout.contains(piece), "a piece of the secret ({piece}) leaked");
+    }
+    // Each of the four lines ends in its mask (a piece of its own when the cut moved).
+    assert_eq!(ran.stdout.lines().filter(|l| *l == "***" || l.ends_with("B***")).count(), 4);
+}
+
+/// Secrets need not be on the command line, where every user sees them: `--secret NAME`
+/// takes the environment variable's value, `--secret-file` reads `NAME = "value"` lines.
+#[test]
+fn secrets_from_the_environment_and_a_file() {
+    let hosts = TestHosts::start(1);
+    let dir = scratch();
+    let workflow = write(
+        dir.path(),
+        "secrets.yml",
+        r#"
+on: push
+jobs:
+  check:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          [ "$FROM_ENV" = env-s3cret-1 ] && echo "env secret arrived: $FROM_ENV"
+          [ "$FROM_FILE" = file-s3cret-2 ] && echo "file secret arrived: $FROM_FILE"
+        env:
+          FROM_ENV: ${{ secrets.FROM_ENV }}
+          FROM_FILE: ${{ secrets.FROM_FILE }}
+"#,
+    );
+    let file =
+        write(dir.path(), "secrets.toml", "FROM_FILE = \"file-s3cret-2\"\nFROM_ENV = \"overridden\"\n");
+    let args = ["--secret-file", file.to_str().unwrap(), "--secret", "FROM_ENV"];
+    let ran = run_with_env(&hosts, dir.path(), &workflow, &args, &[("FROM_ENV", "env-s3cret-1")]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stdout.contains("env secret arrived: ***\n"), "{ran:?}");
+    assert!(ran.stdout.contains("file secret arrived: ***\n"), "{ran:?}");
+    assert!(!ran.stdout.contains("s3cret"), "{ran:?}");
+
+    let ran = run(&hosts, dir.path(), &workflow, &["--secret", "NOT_IN_THE_ENVIRONMENT"]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("no environment variable `NOT_IN_THE_ENVIRONMENT`"), "{ran:?}");
+    let bad = write(dir.path(), "bad.toml", "TOKEN = 3\n");
+    let ran = run(&hosts, dir.path(), &workflow, &["--secret-file", bad.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{ran:?}");
+    assert!(ran.stderr.contains("secret `TOKEN` in"), "{ran:?}");
 }

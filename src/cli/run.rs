@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{json_text, run_command, table, ApiArgs, ApiClient, ClientError};
+use super::terminal::for_terminal;
 use super::EXIT_USAGE;
 use crate::config::SshConfig;
 use crate::exec::host::HostTarget;
@@ -124,9 +125,14 @@ pub struct LocalRun {
     /// A `workflow_dispatch` input, `K=V`; repeatable.
     #[arg(long = "input", value_name = "K=V")]
     pub inputs: Vec<String>,
-    /// A secret (`secrets` context, masked in the log), `K=V`; repeatable.
-    #[arg(long = "secret", value_name = "K=V")]
+    /// A secret (`secrets` context, masked in the log): `K` takes the value of the
+    /// environment variable `K`, `K=V` gives it (visible to other users in the process
+    /// list: prefer the other two); repeatable.
+    #[arg(long = "secret", value_name = "K[=V]")]
     pub secrets: Vec<String>,
+    /// A file of secrets, `NAME = "value"` lines (TOML); `--secret` overrides it.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -270,9 +276,20 @@ async fn local_run(args: LocalRun) -> Result<bool, Stop> {
         reconnect_grace: defaults.reconnect_grace,
     };
 
-    let mut secrets = IndexMap::new();
+    let mut secrets = match &args.secret_file {
+        Some(file) => crate::config::read_secrets_file(file).map_err(anyhow::Error::msg)?,
+        None => IndexMap::new(),
+    };
     for secret in &args.secrets {
-        let (name, value) = assignment("--secret", secret)?;
+        let (name, value) = match secret.split_once('=') {
+            Some(_) => assignment("--secret", secret)?,
+            None => {
+                let value = std::env::var(secret).with_context(|| {
+                    format!("--secret {secret}: no environment variable `{secret}` to take its value from")
+                })?;
+                (secret.clone(), value)
+            }
+        };
         secrets.insert(name, value);
     }
     let inputs = workflow_inputs(&workflow, &event);
@@ -505,6 +522,7 @@ impl LocalRunner {
         let (events, mut heard) = mpsc::channel(64);
         let prefix = if self.prefix_lines { format!("[{}] ", job.name) } else { String::new() };
         let address = format!("{}:{}", target.address, target.port);
+        let terminal = super::terminal::stdout_is_terminal();
         let printer = tokio::spawn(async move {
             let mut learned = None;
             while let Some(event) = heard.recv().await {
@@ -513,6 +531,7 @@ impl LocalRunner {
                         let stdout = std::io::stdout();
                         let mut out = stdout.lock();
                         for line in lines {
+                            let line = if terminal { for_terminal(&line) } else { line.as_str().into() };
                             let _ = writeln!(out, "{prefix}{line}");
                         }
                         let _ = out.flush();

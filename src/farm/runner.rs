@@ -400,21 +400,9 @@ pub fn needs_context(needed: &[NeededJob]) -> Value {
     Value::Object(needs)
 }
 
-/// A repository's secrets file: `NAME = "value"` lines.
+/// A repository's secrets file.
 fn read_secrets(path: &std::path::Path) -> Result<IndexMap<String, String>, RunError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RunError::Host(format!("cannot read the secrets file {}: {e}", path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| RunError::Host(format!("the secrets file {} is not TOML: {e}", path.display())))?;
-    let mut secrets = IndexMap::new();
-    for (name, value) in table {
-        let toml::Value::String(value) = value else {
-            return Err(RunError::Host(format!("secret `{name}` in {} must be a string", path.display())));
-        };
-        secrets.insert(name, value);
-    }
-    Ok(secrets)
+    crate::config::read_secrets_file(path).map_err(RunError::Host)
 }
 
 #[cfg(test)]
