@@ -397,3 +397,45 @@ async fn a_stopping_server_ends_its_streams_and_the_cli_follows_on_after_its_res
     let (code, stderr) = cli_follower.exit();
     assert_eq!((code, stderr.as_str()), (0, ""));
 }
+
+/// A step's output may carry terminal control sequences (a window title, a clipboard
+/// write, cursor moves that hide a line): `metalfarm job logs` on a terminal keeps only
+/// colours; into a pipe it prints the log as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_logs_on_a_terminal_keep_colours_and_drop_control_sequences() {
+    let server = FarmServer::start("");
+    let store = server.store().await;
+    let job = a_job(&store).await;
+    set_job(&store, job, None).await;
+    let mut log = job_logs(&server, 64 << 20).open(job).unwrap();
+    log.append("\u{1b}]0;owned\u{7}\u{1b}]52;c;cm0gLXJmIH4=\u{1b}\\title and clipboard").unwrap();
+    log.append("\u{1b}[31mred\u{1b}[0m stays\u{1b}[2A\u{1b}[2K").unwrap();
+    log.flush().unwrap();
+    set_job(&store, job, Some("success")).await;
+    let token = admin_token(&server);
+
+    let piped = ok(&server, &token, &["job", "logs", &job.to_string()]);
+    assert!(piped.contains("\u{1b}]52;"), "into a pipe the log is as written: {piped:?}");
+
+    for follow in [false, true] {
+        // `script` gives the command a terminal (util-linux, on every Debian).
+        let mut command =
+            format!("{} job logs {job} --server {}", env!("CARGO_BIN_EXE_metalfarm"), server.url(""));
+        if follow {
+            command.push_str(" --follow");
+        }
+        let out = std::process::Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("METALFARM_TOKEN", &token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script");
+        let shown = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+        assert!(out.status.success(), "{shown}");
+        assert!(shown.contains("title and clipboard\n"), "{shown:?}");
+        assert!(shown.contains("\u{1b}[31mred\u{1b}[0m stays\n"), "colours stay: {shown:?}");
+        for sequence in ["\u{1b}]", "\u{1b}[2A", "\u{1b}[2K", "\u{7}"] {
+            assert!(!shown.contains(sequence), "{sequence:?} reached the terminal: {shown:?}");
+        }
+    }
+}

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use hyper::Method;
 
 use super::client::{json_text, run_command, segment, table, ApiArgs, ApiClient, ClientError};
+use super::terminal::{for_terminal, stdout_is_terminal};
 use crate::web::api::jobs::JobView;
 
 #[derive(Debug, clap::Args)]
@@ -98,7 +99,10 @@ async fn job(args: JobArgs) -> Result<String, ClientError> {
             let job: JobView = client.get(&format!("/jobs/{id}")).await?;
             Ok(if json { json_text(&job) } else { show_text(&job) })
         }
-        JobCommand::Logs { id, follow: false } => client.get_text(&format!("/jobs/{id}/log")).await,
+        JobCommand::Logs { id, follow: false } => {
+            let log = client.get_text(&format!("/jobs/{id}/log")).await?;
+            Ok(if stdout_is_terminal() { for_terminal(&log).into_owned() } else { log })
+        }
         JobCommand::Logs { id, follow: true } => {
             follow_log(&client, id).await?;
             Ok(String::new())
@@ -124,6 +128,7 @@ async fn job(args: JobArgs) -> Result<String, ClientError> {
 
 /// Prints a job's log as the server streams it, until the job's end.
 async fn follow_log(client: &ApiClient, id: i64) -> Result<(), ClientError> {
+    let terminal = stdout_is_terminal();
     let mut stdout = std::io::stdout().lock();
     let mut write_failed = None;
     client
@@ -132,7 +137,8 @@ async fn follow_log(client: &ApiClient, id: i64) -> Result<(), ClientError> {
                 return ControlFlow::Break(());
             }
             // Flushed per line: a person (or a pipe) watching sees each line as it comes.
-            match writeln!(stdout, "{}", event.data).and_then(|()| stdout.flush()) {
+            let line = if terminal { for_terminal(&event.data) } else { event.data.as_str().into() };
+            match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(err) => {
                     write_failed = Some(err);

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod provision;
 pub mod run;
 pub mod serve;
+mod terminal;
 pub mod workflow_files;
 
 #[derive(Debug, Parser)]
@@ -72,9 +73,15 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings), so stdout stays
-/// clean for the machine-readable output of commands.
+/// clean for the machine-readable output of commands; in colour only on a terminal,
+/// so a log file or journal holds plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
