@@ -83,4 +83,8 @@ async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
     {
         assert!(document["paths"][path]["get"].is_object(), "{path} in the OpenAPI document");
     }
+    // The harness starts `serve` under umask 000: its database, logs, artifacts and keys
+    // are its own all the same; and its log, a pipe here, has no colour codes.
+    common::farm::assert_private(&server.dir.path().join("data"));
+    assert!(server.log_lines().iter().all(|l| !l.contains('\u{1b}')), "colour codes in the server's log");
 }

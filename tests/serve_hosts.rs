@@ -188,11 +188,15 @@ async fn changes_need_the_admin_token() {
 
     // Errors are JSON with fitting statuses.
     let hosts = server.url("/api/v1/hosts");
+    let too_many_labels =
+        json!({"name": "x", "labels": (0..=100).map(|i| format!("l{i}")).collect::<Vec<_>>()});
+    let too_many_labels = too_many_labels.to_string();
     let cases = [
         ("POST", hosts.as_str(), "{not json", 400, "Failed to parse the request body as JSON"),
         ("POST", hosts.as_str(), r#"{"name": "x", "colour": "red"}"#, 422, "unknown field `colour`"),
         ("POST", hosts.as_str(), r#"{"name": "a b"}"#, 422, "is not a host name"),
         ("POST", hosts.as_str(), r#"{"name": "x", "labels": ["arm64"]}"#, 422, "architecture label"),
+        ("POST", hosts.as_str(), too_many_labels.as_str(), 422, "at most 100 labels"),
         ("POST", hosts.as_str(), r#"{"name": "bar-arm"}"#, 409, "exists already"),
         ("PATCH", host.as_str(), "{}", 422, "nothing to change"),
         ("PATCH", host.as_str(), r#"{"lock": {"reason": "x"}, "unlock": true}"#, 422, "choose one"),
@@ -340,4 +344,46 @@ async fn the_inventory_works_the_same_on_postgres() {
     inventory.remove("lab-7").await.unwrap();
     assert!(inventory.list().await.unwrap().is_empty());
     store.close().await;
+}
+
+/// An admin token file other users can read is refused at start, with what to do.
+#[test]
+fn an_admin_token_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nadmin_token_file = \"{}\"\n",
+        token.display()
+    );
+    std::fs::write(dir.path().join("farm.toml"), config).unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("farm.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("serve started with an admin token file other users can read");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let expected = format!(
+        "server.admin_token_file {} is open to other users (mode 0644): make it private with `chmod 600 {}`",
+        token.display(),
+        token.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
 }

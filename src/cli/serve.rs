@@ -50,9 +50,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.server.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", config.server.data_dir.display()))?;
+    make_files_private(&config.server.data_dir)?;
     ensure_admin_token(&config.server.admin_token_file)?;
+    refuse_open_file("server.admin_token_file", &config.server.admin_token_file)?;
     let admin_token = AdminToken::new(&read_secret(&config.server.admin_token_file)?);
     if admin_token.is_none() {
         tracing::warn!("server.admin_token_file is empty: changes through the API will be refused");
@@ -170,6 +170,38 @@ async fn shutdown_signal() {
 fn read_secret(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Everything the farm writes — database, job logs, artifacts, its SSH key, the admin
+/// token — is readable by the farm's user alone, whatever umask it was started with:
+/// files 0600 and folders 0700, the data folder too when it was made before.
+fn make_files_private(data_dir: &Path) -> anyhow::Result<()> {
+    // SAFETY: umask(2) only sets this process's file creation mask and cannot fail.
+    unsafe { libc::umask(0o077) };
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make the data folder {} private", data_dir.display()))
+}
+
+/// A secret file that other users can read (or write) is refused, as ssh refuses an
+/// unprotected key: whoever reads it could do what it allows.
+fn refuse_open_file(key: &str, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{key} {} is open to other users (mode {:04o}): make it private with `chmod 600 {}`",
+            path.display(),
+            mode & 0o7777,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The admin token is created on first start (random, 0600) so the API is never open.

@@ -37,6 +37,10 @@ pub const MAX_CONSECUTIVE_FAILURES: i64 = 3;
 /// The labels every host has, before its architecture and its own.
 pub const IMPLICIT_LABELS: [&str; 2] = ["self-hosted", "linux"];
 
+/// A host's own labels at most: the placement engine keeps a class per label set, and
+/// the API lists them all.
+pub const MAX_HOST_LABELS: usize = 100;
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -1001,6 +1005,11 @@ pub fn normalize_labels(labels: &[String], arch: Arch) -> Result<Vec<String>, In
             )));
         }
         if !out.contains(&label) {
+            if out.len() == MAX_HOST_LABELS {
+                return Err(InventoryError::Invalid(format!(
+                    "a host has at most {MAX_HOST_LABELS} labels of its own"
+                )));
+            }
             out.push(label);
         }
     }
@@ -1112,6 +1121,12 @@ mod tests {
         assert_eq!(err, "`arm64` is an architecture label: set the host's arch to `arm64` instead");
         assert!(labels(&["two words"], Arch::X64).is_err());
         assert!(labels(&[""], Arch::X64).is_err());
+        let many: Vec<String> = (0..=MAX_HOST_LABELS).map(|i| format!("l{i}")).collect();
+        let err = normalize_labels(&many, Arch::X64).unwrap_err().to_string();
+        assert_eq!(err, "a host has at most 100 labels of its own");
+        assert_eq!(normalize_labels(&many[1..], Arch::X64).unwrap().len(), MAX_HOST_LABELS);
+        let repeated: Vec<String> = (0..1000).map(|i| format!("l{}", i % 3)).collect();
+        assert_eq!(normalize_labels(&repeated, Arch::X64).unwrap(), ["l0", "l1", "l2"]);
     }
 
     #[test]

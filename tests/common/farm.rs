@@ -130,6 +130,11 @@ impl FarmServer {
         }
     }
 
+    /// Every line the server logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Writes a file under the server's folder (the config's folder), e.g. a workflow.
     pub fn write(&self, path: &str, text: &str) {
         let path = self.dir.path().join(path);
@@ -172,8 +177,19 @@ impl Drop for FarmServer {
     }
 }
 
+/// Starts `serve` under umask 000, the most permissive: a file the farm forgets to
+/// make private shows (see [`assert_private`]).
 fn spawn(config: &Path, log: Arc<Mutex<Vec<String>>>) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metalfarm"));
+    // SAFETY: umask(2) is async-signal-safe and only changes the child's mask.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "metalfarm=info")
@@ -203,6 +219,24 @@ fn spawn(config: &Path, log: Arc<Mutex<Vec<String>>>) -> (Child, SocketAddr) {
     });
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("metalfarm serve did not start listening");
     (child, addr)
+}
+
+/// Every folder under `dir` (and itself) is 0700 and every file 0600 or stricter: no
+/// other user reads the farm's database, logs, artifacts or keys.
+pub fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = 0;
+    let mut todo = vec![dir.to_owned()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("stat under the data folder");
+        let mode = meta.permissions().mode() & 0o7777;
+        assert_eq!(mode & 0o077, 0, "{} is open to other users (mode {mode:04o})", path.display());
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).expect("list").map(|e| e.expect("entry").path()));
+        }
+        seen += 1;
+    }
+    assert!(seen > 1, "{} is empty", dir.display());
 }
 
 /// An answer: status and body text.
