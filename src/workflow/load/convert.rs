@@ -11,6 +11,7 @@ use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::load::schema::Schema;
 use crate::workflow::load::template;
+use crate::workflow::load::MAX_JOBS;
 use crate::workflow::model::*;
 use crate::workflow::yaml::{js_number, Node, Style, Value};
 
@@ -309,6 +310,15 @@ impl Converter<'_> {
                 continue;
             }
             jobs.entry(id.to_string()).or_insert(job);
+        }
+        if let Some((over, _)) = entries.get(MAX_JOBS) {
+            self.error(
+                over.pos,
+                format!(
+                    "the workflow defines {} jobs, more than GitHub's limit of {MAX_JOBS} jobs per workflow",
+                    entries.len()
+                ),
+            );
         }
         self.check_needs(node.pos, &jobs);
         jobs
