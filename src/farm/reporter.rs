@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::Farm;
 use crate::forge::api::{send, ForgeError};
 use crate::forge::app::GithubApp;
-use crate::forge::checks::{request_bodies, CheckRunLinks};
+use crate::forge::checks::{find_check_run, request_bodies, CheckRunLinks};
 use crate::store::{now_ms, PendingCheckRun, StoreError};
 
 /// Check runs handled per pass.
@@ -50,11 +50,18 @@ pub async fn report_due(farm: &Farm, app: &GithubApp) -> Result<usize, StoreErro
             job = pending.job_id
         );
         let last_item = pending.items.last().map_or(0, |i| i.id);
-        match deliver(farm, app, pending).instrument(span).await {
-            Ok(forge_id) => {
-                if pending.forge_id != Some(forge_id) {
-                    farm.store.set_check_run_forge_id(pending.check_run_id, forge_id).await?;
-                }
+        if pending.forge_id.is_none() && !pending.creation_attempted {
+            // Record-then-send: once this is committed, a lost answer or a crash leads to
+            // a look-up by external_id, never to a second check run.
+            farm.store.mark_creation_attempted(pending.check_run_id).await?;
+        }
+        let delivery = deliver(farm, app, pending).instrument(span).await;
+        if let Some(forge_id) = delivery.forge_id.filter(|id| pending.forge_id != Some(*id)) {
+            // Kept even when a later request of this delivery failed: the forge has it.
+            farm.store.set_check_run_forge_id(pending.check_run_id, forge_id).await?;
+        }
+        match delivery.result {
+            Ok(()) => {
                 farm.store.mark_delivered(pending.check_run_id, last_item).await?;
                 delivered += 1;
             }
@@ -91,8 +98,28 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// Sends the newest state (and every pending annotation); returns the forge's id.
-async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Result<i64, ForgeError> {
+/// What one delivery did: the forge's id of the check run once known (created, found,
+/// or known before), and whether every request went through.
+struct Delivery {
+    forge_id: Option<i64>,
+    result: Result<(), ForgeError>,
+}
+
+/// Sends the newest state (and every pending annotation). A check run whose creation
+/// was sent before without an answer is first looked for on the forge by its
+/// `external_id`, and updated if found.
+async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Delivery {
+    let mut forge_id = pending.forge_id;
+    let result = send_state(farm, app, pending, &mut forge_id).await;
+    Delivery { forge_id, result }
+}
+
+async fn send_state(
+    farm: &Farm,
+    app: &GithubApp,
+    pending: &PendingCheckRun,
+    forge_id: &mut Option<i64>,
+) -> Result<(), ForgeError> {
     let installation = pending
         .installation_id
         .ok_or_else(|| ForgeError::Permanent("the event named no App installation".into()))?;
@@ -101,9 +128,16 @@ async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Res
     let annotations: Vec<_> =
         pending.items.iter().flat_map(|i| i.state.annotations.iter().cloned()).collect();
     let links = links(farm, pending);
-    let mut forge_id = pending.forge_id;
+    if forge_id.is_none() && pending.creation_attempted {
+        *forge_id =
+            find_check_run(&client, &pending.repo, &state.head_sha, app.app_id(), &links.external_id).await?;
+        match forge_id {
+            Some(id) => tracing::info!(forge_id = id, "an earlier creation reached the forge; updating it"),
+            None => tracing::info!("an earlier creation did not reach the forge; creating the check run"),
+        }
+    }
     for body in request_bodies(state, &annotations, &links, forge_id.is_none()) {
-        let answer = match forge_id {
+        let answer = match *forge_id {
             None => {
                 send(&client, Method::POST, &format!("/repos/{}/check-runs", pending.repo), Some(&body))
                     .await?
@@ -115,11 +149,11 @@ async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Res
         };
         if forge_id.is_none() {
             let id = answer.get("id").and_then(serde_json::Value::as_i64);
-            forge_id =
+            *forge_id =
                 Some(id.ok_or_else(|| ForgeError::Permanent("the created check run has no id".into()))?);
         }
     }
-    Ok(forge_id.expect("set by the first request"))
+    Ok(())
 }
 
 /// `external_id` is the job id; `details_url` the job's page on the farm.
