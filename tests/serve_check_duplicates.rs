@@ -99,20 +99,45 @@ async fn a_creation_whose_answer_is_lost_is_found_and_updated_not_repeated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_creation_that_made_nothing_is_made_once_after_the_look_up() {
-    let (server, forge) = farm_and_forge(REPO).await;
-    // A plain 502 before the forge made anything: the look-up finds nothing, so it is created.
-    forge.fail_next([Failure {
+async fn a_found_check_run_does_not_get_its_annotations_twice() {
+    let (private, public) = app_key_pair();
+    let forge = TestForge::start(public).await;
+    let server = FarmServer::start_reporting(&forge.api_url(), &private, REPO);
+    // An invalid workflow: its check run is created completed, with one annotation.
+    server.write(
+        "workflows/broken.yml",
+        "name: Broken\non: push\njobs:\n  b:\n    runs-on: amd64\n    step: []\n",
+    );
+    forge.fault_next_creations([CreateFault::CreateThenFail(Failure {
         status: 502,
         headers: vec![],
         body: serde_json::json!({"message": "Bad Gateway"}),
-    }]);
+    })]);
+    deliver(&server, "push", "d-broken", &push()).await;
+    wait_until_reported(&server).await;
+    let runs = forge.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!((runs[0].status.as_str(), runs[0].conclusion.as_deref()), ("completed", Some("failure")));
+    assert_eq!(runs[0].annotations.len(), 1, "{:#?}", runs[0].annotations);
+    assert_eq!((creations(&forge), look_ups(&forge)), (1, 1));
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_creation_that_made_nothing_is_made_once_after_the_look_up() {
+    let (server, forge) = farm_and_forge(REPO).await;
+    // A 502 before the forge made anything: the look-up finds nothing, so it is created.
+    forge.fault_next_creations([CreateFault::FailWithoutCreating(Failure {
+        status: 502,
+        headers: vec![],
+        body: serde_json::json!({"message": "Bad Gateway"}),
+    })]);
     deliver(&server, "push", "d-502", &push()).await;
     wait_until_reported(&server).await;
     let runs = forge.check_runs();
     assert_eq!(runs.len(), 2, "{runs:#?}");
     assert_no_duplicate(&runs);
-    assert_eq!(look_ups(&forge), 1);
+    assert_eq!((creations(&forge), look_ups(&forge)), (3, 1));
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
 

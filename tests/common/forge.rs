@@ -56,6 +56,8 @@ pub enum CreateFault {
     /// The check run is created, then this answer goes back instead: the farm never
     /// hears of the creation.
     CreateThenFail(Failure),
+    /// Nothing is created and this answer goes back.
+    FailWithoutCreating(Failure),
     /// The check run is created and no answer ever comes.
     CreateThenHold,
     /// Nothing is created and no answer ever comes (a request lost on the way).
@@ -193,17 +195,20 @@ async fn handle(
         let mut state = state.lock().unwrap();
         let creation = method == Method::POST && path.ends_with("/check-runs");
         let fault = if creation { state.create_faults.pop_front() } else { None };
-        let answered = if !matches!(fault, Some(CreateFault::Hold)) {
-            let served = serve(&mut state, &method, &path, &query, &headers, &body);
-            match fault {
-                Some(CreateFault::CreateThenFail(failure)) => {
-                    Some((StatusCode::from_u16(failure.status).unwrap(), failure.headers, failure.body))
+        let failed = |failure: Failure| {
+            Some((StatusCode::from_u16(failure.status).unwrap(), failure.headers, failure.body))
+        };
+        let answered = match fault {
+            Some(CreateFault::Hold) => None,
+            Some(CreateFault::FailWithoutCreating(failure)) => failed(failure),
+            _ => {
+                let served = serve(&mut state, &method, &path, &query, &headers, &body);
+                match fault {
+                    Some(CreateFault::CreateThenFail(failure)) => failed(failure),
+                    Some(CreateFault::CreateThenHold) => None,
+                    _ => Some(served),
                 }
-                Some(CreateFault::CreateThenHold) => None,
-                _ => Some(served),
             }
-        } else {
-            None
         };
         let status = answered.as_ref().map_or(0, |(status, _, _)| status.as_u16());
         // Status 0: no answer was given.
