@@ -291,3 +291,52 @@ fn keys_of_the_other_form() {
         "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: make\n        with: {a: b}\n      - uses: actions/checkout@v4\n        shell: bash\n  b:\n    uses: ./.github/workflows/x.yml\n    runs-on: x\n"
     ));
 }
+
+/// A workflow of `jobs` jobs, each needing the one before it.
+fn chain_of_jobs(jobs: usize) -> String {
+    let mut text = String::from("on: push\njobs:\n");
+    for i in 0..jobs {
+        let needs = if i > 0 { format!("needs: j{}, ", i - 1) } else { String::new() };
+        text.push_str(&format!("  j{i}: {{runs-on: x, {needs}steps: [{{run: make}}]}}\n"));
+    }
+    text
+}
+
+#[test]
+fn a_file_over_githubs_size_limit_is_refused_with_the_limit_named() {
+    // Valid YAML and a valid workflow, made big by a comment: only its size is wrong.
+    let mut text = chain_of_jobs(1);
+    let padding = 500 * 1024 - text.len();
+    text.push('#');
+    text.push_str(&"x".repeat(padding));
+    assert_eq!(text.len(), 500 * 1024 + 1);
+    let (code, stdout) = check_one("big", &text, &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        stdout,
+        "big.yml:1:1: the workflow file is 512001 bytes, more than GitHub's limit of 500 KB (512000 bytes) per workflow file\n"
+    );
+    // One byte less is within the limit.
+    text.pop();
+    assert_eq!(check_one("big", &text, &[]), (0, String::new()));
+}
+
+#[test]
+fn more_jobs_than_github_runs_in_a_workflow_are_refused() {
+    assert_eq!(check_one("jobs", &chain_of_jobs(256), &[]), (0, String::new()));
+    let (code, stdout) = check_one("jobs", &chain_of_jobs(257), &[]);
+    assert_eq!(code, 1, "{stdout}");
+    // At the first job over the limit (one job a line, after `on:` and `jobs:`).
+    assert_eq!(
+        stdout,
+        "jobs.yml:259:3: the workflow defines 257 jobs, more than GitHub's limit of 256 jobs per workflow\n"
+    );
+    // A workflow far over the limit (as many as fit in the size limit) is refused just the
+    // same, with that one error (and fast: see `benches/plan.rs`).
+    let many = chain_of_jobs(8_000);
+    assert!(many.len() < 500 * 1024);
+    let (code, stdout) = check_one("jobs", &many, &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("defines 8000 jobs, more than GitHub's limit of 256"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}

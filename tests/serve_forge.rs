@@ -96,6 +96,32 @@ async fn a_failing_forge_delays_but_loses_nothing() {
     assert_eq!(forge.violations(), Vec::<String>::new());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_file_over_githubs_size_limit_fails_with_the_limit_named() {
+    let (server, forge) = farm_and_forge(REPO).await;
+    // A valid workflow made one byte too big by a comment: only its size is wrong.
+    let mut big =
+        String::from("name: Big\non: push\njobs:\n  b:\n    runs-on: amd64\n    steps: [{run: make}]\n#");
+    big.push_str(&"x".repeat(500 * 1024 + 1 - big.len()));
+    server.write("workflows/big.yml", &big);
+    let push = example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
+    deliver(&server, "push", "d-big", push.to_string().as_bytes()).await;
+    forge.wait_for("three check runs", |runs| runs.len() == 3).await;
+
+    let runs = forge.check_runs();
+    let refused = runs.iter().find(|r| r.name == "workflows/big.yml").expect("the big workflow's check run");
+    assert_eq!((refused.status.as_str(), refused.conclusion.as_deref()), ("completed", Some("failure")));
+    assert_eq!(refused.title, "Invalid workflow file");
+    let message = "the workflow file is 512001 bytes, more than GitHub's limit of 500 KB (512000 bytes) per workflow file";
+    assert!(refused.summary.contains(&format!("workflows/big.yml:1:1: {message}")), "{}", refused.summary);
+    assert_eq!(refused.annotations.len(), 1);
+    assert_eq!(refused.annotations[0]["message"], message);
+    assert_eq!(refused.annotations[0]["start_line"], 1);
+    // The other workflow ran as usual.
+    assert_eq!(runs.iter().filter(|r| r.name.starts_with("CI / ")).count(), 2);
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn the_test_forge_refuses_what_github_would() {
     use axum::http::Method;

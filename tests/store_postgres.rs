@@ -49,6 +49,13 @@ async fn the_store_works_the_same_on_postgres() {
     let due = store.due_check_runs(i64::MAX, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].items[0].state, state);
+    // The intent to create it on the forge is recorded before the request leaves.
+    assert_eq!(due[0].creation_sent_item, None);
+    store.mark_creation_sent(check, due[0].items[0].id).await.unwrap();
+    assert_eq!(
+        store.due_check_runs(i64::MAX, 10).await.unwrap()[0].creation_sent_item,
+        Some(due[0].items[0].id)
+    );
     store.mark_delivered(check, due[0].items[0].id).await.unwrap();
     assert_eq!(store.outbox_backlog().await.unwrap(), 0);
     assert_eq!(store.latest_runs_for_commit("lab/qemu", "abc").await.unwrap().len(), 2);

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::Farm;
 use crate::forge::api::{send, ForgeError};
 use crate::forge::app::GithubApp;
-use crate::forge::checks::{request_bodies, CheckRunLinks};
+use crate::forge::checks::{find_check_run, request_bodies, CheckRunLinks, ANNOTATIONS_PER_REQUEST};
 use crate::store::{now_ms, PendingCheckRun, StoreError};
 
 /// Check runs handled per pass.
@@ -50,11 +50,13 @@ pub async fn report_due(farm: &Farm, app: &GithubApp) -> Result<usize, StoreErro
             job = pending.job_id
         );
         let last_item = pending.items.last().map_or(0, |i| i.id);
-        match deliver(farm, app, pending).instrument(span).await {
-            Ok(forge_id) => {
-                if pending.forge_id != Some(forge_id) {
-                    farm.store.set_check_run_forge_id(pending.check_run_id, forge_id).await?;
-                }
+        let delivery = deliver(farm, app, pending).instrument(span).await;
+        if let Some(forge_id) = delivery.forge_id.filter(|id| pending.forge_id != Some(*id)) {
+            // Kept even when a later request of this delivery failed: the forge has it.
+            farm.store.set_check_run_forge_id(pending.check_run_id, forge_id).await?;
+        }
+        match delivery.result {
+            Ok(()) => {
                 farm.store.mark_delivered(pending.check_run_id, last_item).await?;
                 delivered += 1;
             }
@@ -91,20 +93,63 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// Sends the newest state (and every pending annotation); returns the forge's id.
-async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Result<i64, ForgeError> {
+/// What one delivery did: the forge's id of the check run once known (created, found,
+/// or known before), and whether every request went through.
+struct Delivery {
+    forge_id: Option<i64>,
+    result: Result<(), ForgeError>,
+}
+
+/// Sends the newest state (and every pending annotation). A check run whose creation
+/// was sent before without an answer is first looked for on the forge by its
+/// `external_id`, and updated if found.
+async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Delivery {
+    let mut forge_id = pending.forge_id;
+    let result = send_state(farm, app, pending, &mut forge_id).await;
+    Delivery { forge_id, result }
+}
+
+async fn send_state(
+    farm: &Farm,
+    app: &GithubApp,
+    pending: &PendingCheckRun,
+    forge_id: &mut Option<i64>,
+) -> Result<(), ForgeError> {
     let installation = pending
         .installation_id
         .ok_or_else(|| ForgeError::Permanent("the event named no App installation".into()))?;
     let client = app.installation(installation).await?;
     let state = &pending.items.last().expect("a pending check run has items").state;
-    let annotations: Vec<_> =
+    let mut annotations: Vec<_> =
         pending.items.iter().flat_map(|i| i.state.annotations.iter().cloned()).collect();
     let links = links(farm, pending);
-    let mut forge_id = pending.forge_id;
+    if let (None, Some(sent_item)) = (*forge_id, pending.creation_sent_item) {
+        *forge_id =
+            find_check_run(&client, &pending.repo, &state.head_sha, app.app_id(), &links.external_id).await?;
+        match forge_id {
+            Some(id) => {
+                tracing::info!(forge_id = id, "an earlier creation reached the forge; updating it");
+                // That creation added the first batch of the annotations it carried.
+                let carried: usize = pending
+                    .items
+                    .iter()
+                    .filter(|i| i.id <= sent_item)
+                    .map(|i| i.state.annotations.len())
+                    .sum();
+                annotations.drain(..carried.min(ANNOTATIONS_PER_REQUEST));
+            }
+            None => tracing::info!("an earlier creation did not reach the forge; creating the check run"),
+        }
+    }
     for body in request_bodies(state, &annotations, &links, forge_id.is_none()) {
-        let answer = match forge_id {
+        let answer = match *forge_id {
             None => {
+                // Record-then-send: once this is committed, a lost answer or a crash
+                // leads to a look-up by external_id, never to a second check run.
+                let last_item = pending.items.last().map_or(0, |i| i.id);
+                farm.store.mark_creation_sent(pending.check_run_id, last_item).await.map_err(|e| {
+                    ForgeError::Transient(format!("recording the creation before sending it: {e}"))
+                })?;
                 send(&client, Method::POST, &format!("/repos/{}/check-runs", pending.repo), Some(&body))
                     .await?
             }
@@ -115,11 +160,11 @@ async fn deliver(farm: &Farm, app: &GithubApp, pending: &PendingCheckRun) -> Res
         };
         if forge_id.is_none() {
             let id = answer.get("id").and_then(serde_json::Value::as_i64);
-            forge_id =
+            *forge_id =
                 Some(id.ok_or_else(|| ForgeError::Permanent("the created check run has no id".into()))?);
         }
     }
-    Ok(forge_id.expect("set by the first request"))
+    Ok(())
 }
 
 /// `external_id` is the job id; `details_url` the job's page on the farm.

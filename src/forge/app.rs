@@ -56,6 +56,11 @@ impl GithubApp {
         })
     }
 
+    /// The App's id: the check runs it created carry it as `app.id`.
+    pub fn app_id(&self) -> u64 {
+        self.app_id
+    }
+
     /// The App's JWT: issued 60 s in the past (clock drift), valid 9 minutes (GitHub's
     /// limit is 10).
     pub fn jwt(&self, now: SystemTime) -> Result<String, ForgeError> {

@@ -1,8 +1,13 @@
 //! Check runs as the forge's REST API wants them: the bodies of the create and update
 //! requests for a wanted state, annotations in batches of at most 50, and texts cut to
-//! the 65,535-character limits with a note instead of being refused.
+//! the 65,535-character limits with a note instead of being refused; and a check run
+//! found by its `external_id`, for a creation whose answer never came.
 
+use http::Method;
+use octocrab::Octocrab;
 use serde_json::{json, Map, Value as Json};
+
+use super::api::{send, ForgeError};
 
 use crate::store::{Annotation, CheckRunState, RequestedAction};
 
@@ -53,6 +58,41 @@ pub fn request_bodies(
         bodies.push(json!({ "output": output(state, batch) }));
     }
     bodies
+}
+
+/// Check runs listed per page (GitHub's maximum).
+const LIST_PAGE: usize = 100;
+
+/// The id of the check run with `external_id` that App `app_id` created on commit
+/// `head_sha` of `repo`, if there is one: after a creation request whose answer was
+/// lost, it tells whether the forge made it. All pages are read (names can change
+/// between states, so the name is no filter); the newest match wins.
+pub async fn find_check_run(
+    client: &Octocrab,
+    repo: &str,
+    head_sha: &str,
+    app_id: u64,
+    external_id: &str,
+) -> Result<Option<i64>, ForgeError> {
+    let mut found = None;
+    for page in 1.. {
+        let route = format!(
+            "/repos/{repo}/commits/{head_sha}/check-runs?app_id={app_id}&filter=all&per_page={LIST_PAGE}&page={page}"
+        );
+        let answer = send(client, Method::GET, &route, None).await?;
+        let runs = answer.get("check_runs").and_then(Json::as_array).cloned().unwrap_or_default();
+        for run in &runs {
+            if run.get("external_id").and_then(Json::as_str) == Some(external_id) {
+                let id = run.get("id").and_then(Json::as_i64);
+                found = found.max(id);
+            }
+        }
+        let total = answer.get("total_count").and_then(Json::as_u64).unwrap_or(0) as usize;
+        if runs.len() < LIST_PAGE || page * LIST_PAGE >= total {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 fn output(state: &CheckRunState, annotations: &[Annotation]) -> Json {

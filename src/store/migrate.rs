@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/sqlite/0005_runner.sql"),
         postgres: include_str!("migrations/postgres/0005_runner.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("migrations/sqlite/0006_check_run_creation.sql"),
+        postgres: include_str!("migrations/postgres/0006_check_run_creation.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub struct PendingCheckRun {
     pub installation_id: Option<i64>,
     /// The forge's id once the check run was created there.
     pub forge_id: Option<i64>,
+    /// A creation was sent before, carrying the states up to this outbox item; it may
+    /// have reached the forge without the farm hearing back: see
+    /// [`Store::mark_creation_sent`].
+    pub creation_sent_item: Option<i64>,
     pub items: Vec<OutboxItem>,
 }
 
@@ -33,10 +37,11 @@ impl Store {
     /// pending state was queued.
     pub async fn due_check_runs(&self, now_ms: i64, limit: i64) -> Result<Vec<PendingCheckRun>, StoreError> {
         let heads = sqlx::query(
-            "SELECT c.id, c.run_id, c.job_id, c.repo, c.installation_id, c.forge_id, MIN(o.id) AS first \
+            "SELECT c.id, c.run_id, c.job_id, c.repo, c.installation_id, c.forge_id, c.creation_sent_item, \
+             MIN(o.id) AS first \
              FROM check_runs c JOIN outbox o ON o.check_run_id = c.id \
              WHERE o.delivered_at IS NULL \
-             GROUP BY c.id, c.run_id, c.job_id, c.repo, c.installation_id, c.forge_id \
+             GROUP BY c.id, c.run_id, c.job_id, c.repo, c.installation_id, c.forge_id, c.creation_sent_item \
              HAVING MAX(o.next_attempt_at) <= $1 ORDER BY first LIMIT $2",
         )
         .bind(now_ms)
@@ -71,6 +76,7 @@ impl Store {
                 repo: head.try_get("repo")?,
                 installation_id: head.try_get("installation_id")?,
                 forge_id: head.try_get("forge_id")?,
+                creation_sent_item: head.try_get("creation_sent_item")?,
                 items,
             });
         }
@@ -81,6 +87,19 @@ impl Store {
     pub async fn set_check_run_forge_id(&self, check_run_id: i64, forge_id: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE check_runs SET forge_id = $1 WHERE id = $2")
             .bind(forge_id)
+            .bind(check_run_id)
+            .execute(self.writes())
+            .await?;
+        Ok(())
+    }
+
+    /// The reporter is about to send the check run's creation, carrying its pending
+    /// states up to `last_item`: recorded (committed) before the request leaves, so that
+    /// after a lost answer or a crash the check run is looked up on the forge instead of
+    /// created twice.
+    pub async fn mark_creation_sent(&self, check_run_id: i64, last_item: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE check_runs SET creation_sent_item = $1 WHERE id = $2")
+            .bind(last_item)
             .bind(check_run_id)
             .execute(self.writes())
             .await?;
@@ -185,6 +204,12 @@ mod tests {
         let statuses: Vec<_> = due[0].items.iter().map(|i| i.state.status.as_str()).collect();
         assert_eq!(statuses, ["queued", "in_progress"]);
         assert_eq!(due[0].installation_id, Some(7));
+        assert_eq!(due[0].creation_sent_item, None);
+        store.mark_creation_sent(check, due[0].items[1].id).await.unwrap();
+        assert_eq!(
+            store.due_check_runs(now_ms(), 10).await.unwrap()[0].creation_sent_item,
+            Some(due[0].items[1].id)
+        );
 
         // A failed attempt waits until its time.
         store.defer_delivery(check, now_ms() + 60_000, "502").await.unwrap();

@@ -7,7 +7,8 @@
 //! (GitHub skips them after a schema error; they run here anyway, to report more at once);
 //! then, unless `syntax_only`, checks beyond GitHub's (`farm`: references to matrix
 //! keys a literal matrix lacks, `container:`/`services:`, unavailable `uses:` actions).
-//! With `syntax_only`, a file is valid exactly when GitHub's parser accepts it.
+//! With `syntax_only`, a file is valid exactly when GitHub's parser accepts it and it is
+//! within the limits GitHub's service puts on workflows ([`MAX_FILE_BYTES`], [`MAX_JOBS`]).
 
 mod convert;
 mod farm;
@@ -39,7 +40,23 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// GitHub starts no run from a workflow file larger than 500 KB ("Workflow file size" in
+/// GitHub's Actions limits); checked before anything reads the text, so a huge file is
+/// refused at once.
+pub const MAX_FILE_BYTES: usize = 500 * 1024;
+
+/// The jobs one workflow may define: GitHub runs up to 256 jobs per workflow run (a
+/// matrix is bounded apart, at [`crate::workflow::matrix::MAX_COMBINATIONS`] per job).
+pub const MAX_JOBS: usize = 256;
+
 pub fn load(text: &str, opts: &LoadOptions) -> Loaded {
+    if text.len() > MAX_FILE_BYTES {
+        let message = format!(
+            "the workflow file is {} bytes, more than GitHub's limit of 500 KB ({MAX_FILE_BYTES} bytes) per workflow file",
+            text.len()
+        );
+        return Loaded { workflow: None, diagnostics: vec![Diagnostic::new(Pos::new(1, 1), message)] };
+    }
     let root = match yaml::parse(text) {
         Ok(Some(root)) => root,
         Ok(None) => {

@@ -19,6 +19,9 @@
 //! e.g. a matrix over 256 configurations fails that job and the others run): it is one
 //! entry with its [`JobPlan::error`], and the jobs that need it are skipped.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
 use indexmap::IndexMap;
 use serde_json::{json, Value as Json};
 
@@ -160,25 +163,35 @@ pub fn plan(workflow: &Workflow, event: &Event, opts: &PlanOptions) -> Result<Wo
 /// those that could go either way). An unknown need is ignored (the loader reports
 /// it); a cycle is an error.
 pub fn job_order(workflow: &Workflow) -> Result<Vec<String>, PlanError> {
-    let ids: Vec<&str> = workflow.jobs.keys().map(String::as_str).collect();
-    let mut remaining: Vec<usize> = workflow
-        .jobs
-        .values()
-        .map(|job| job.needs.iter().filter(|n| workflow.jobs.contains_key(&n.value)).count())
-        .collect();
-    let mut order: Vec<String> = Vec::with_capacity(ids.len());
-    let mut placed = vec![false; ids.len()];
-    while order.len() < ids.len() {
-        let Some(next) = (0..ids.len()).find(|i| !placed[*i] && remaining[*i] == 0) else {
-            let stuck = workflow.jobs.values().zip(&placed).find(|(_, p)| !**p).map(|(job, _)| job);
-            let pos = stuck.map_or(Pos::default(), |job| job.id.pos);
-            return Err(PlanError::new(pos, "the jobs' `needs` form a cycle"));
-        };
-        placed[next] = true;
-        order.push(ids[next].to_string());
-        for (i, job) in workflow.jobs.values().enumerate() {
-            remaining[i] -= job.needs.iter().filter(|n| n.value == ids[next]).count();
+    let index: HashMap<&str, usize> =
+        workflow.jobs.keys().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    // Who needs whom, by index, so the order is found in time linear in the jobs and
+    // their `needs` (a need listed twice counts twice).
+    let mut remaining = vec![0usize; index.len()];
+    let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); index.len()];
+    for (i, job) in workflow.jobs.values().enumerate() {
+        for need in job.needs.iter().filter_map(|n| index.get(n.value.as_str())) {
+            remaining[i] += 1;
+            needed_by[*need].push(i);
         }
+    }
+    // File order among the jobs that could go either way: always the first ready one.
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..index.len()).filter(|i| remaining[*i] == 0).map(Reverse).collect();
+    let mut order: Vec<String> = Vec::with_capacity(index.len());
+    while let Some(Reverse(next)) = ready.pop() {
+        order.push(workflow.jobs[next].id.value.clone());
+        for &dependent in &needed_by[next] {
+            remaining[dependent] -= 1;
+            if remaining[dependent] == 0 {
+                ready.push(Reverse(dependent));
+            }
+        }
+    }
+    if order.len() < index.len() {
+        let stuck = workflow.jobs.values().zip(&remaining).find(|(_, left)| **left > 0).map(|(job, _)| job);
+        let pos = stuck.map_or(Pos::default(), |job| job.id.pos);
+        return Err(PlanError::new(pos, "the jobs' `needs` form a cycle"));
     }
     Ok(order)
 }
@@ -210,19 +223,28 @@ fn failed_job(job: &Job, error: PlanError) -> JobPlan {
 /// skipped or fails before running (GitHub skips dependents of skipped and failed
 /// jobs): decided here when the needed job's fate already is.
 fn propagate_skips(order: &[String], jobs: &mut [JobPlan]) {
+    // The planned entries of each job id (a matrix has several), so each decision looks
+    // only at the entries it concerns.
+    let mut entries: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        entries.entry(job.id.clone()).or_default().push(i);
+    }
+    let skipped_or_failed = |jobs: &[JobPlan], id: &str| {
+        entries
+            .get(id)
+            .is_some_and(|list| list.iter().all(|&i| jobs[i].if_ == SKIPPED_IF || jobs[i].error.is_some()))
+    };
     for id in order {
+        let Some(list) = entries.get(id.as_str()) else { continue };
         let skipped_need = {
-            let Some(entry) = jobs.iter().find(|j| &j.id == id) else { continue };
+            let entry = &jobs[list[0]];
             entry.implies_success
                 && entry.if_ != SKIPPED_IF
-                && entry.needs.iter().any(|need| {
-                    let mut entries = jobs.iter().filter(|j| &j.id == need).peekable();
-                    entries.peek().is_some() && entries.all(|j| j.if_ == SKIPPED_IF || j.error.is_some())
-                })
+                && entry.needs.iter().any(|need| skipped_or_failed(jobs, need))
         };
         if skipped_need {
-            for job in jobs.iter_mut().filter(|j| &j.id == id) {
-                job.if_ = SKIPPED_IF.to_string();
+            for &i in list {
+                jobs[i].if_ = SKIPPED_IF.to_string();
             }
         }
     }

@@ -158,6 +158,7 @@ fn parse_once(text: &str) -> Result<Option<Node>, Diagnostic> {
         lines: Lines::new(text),
         depth: 0,
         nodes: 0,
+        aliased: false,
     };
     builder.document()
 }
@@ -170,6 +171,8 @@ struct Builder<'a> {
     depth: usize,
     /// Nodes built so far, alias copies included.
     nodes: usize,
+    /// Whether an alias was expanded: only then does the node count say "through aliases".
+    aliased: bool,
     lines: Lines<'a>,
 }
 
@@ -365,7 +368,8 @@ fn pos_of(mark: Marker) -> Pos {
 
 /// Deeper than any workflow needs; keeps recursion far from the stack's end.
 const MAX_DEPTH: usize = 256;
-/// Aliases can make a small text expand exponentially; GitHub also caps the result.
+/// Aliases can make a small text expand exponentially. GitHub's parser stops after as
+/// many parse events (its `MaxParseEvents`, one per scalar and collection).
 const MAX_NODES: usize = 1_000_000;
 
 fn subtree_size(node: &Node) -> usize {
@@ -382,10 +386,12 @@ impl Builder<'_> {
     fn count(&mut self, n: usize, pos: Pos) -> Result<(), Diagnostic> {
         self.nodes += n;
         if self.nodes > MAX_NODES {
-            return Err(Diagnostic::new(
-                pos,
-                format!("YAML expands to more than {MAX_NODES} nodes (through aliases)"),
-            ));
+            let message = if self.aliased {
+                format!("YAML expands to more than {MAX_NODES} nodes through aliases (GitHub's parser stops at {MAX_NODES} parse events)")
+            } else {
+                format!("YAML has more than {MAX_NODES} nodes (GitHub's parser stops at {MAX_NODES} parse events)")
+            };
+            return Err(Diagnostic::new(pos, message));
         }
         Ok(())
     }
@@ -432,6 +438,7 @@ impl Builder<'_> {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| Diagnostic::new(pos, "YAML syntax error: unknown alias"))?;
+                self.aliased = true;
                 self.count(size, pos)?;
                 return Ok(node);
             }
@@ -712,6 +719,18 @@ mod tests {
         for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
             laughs.push_str(&format!("{name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
-        assert!(parse(&laughs).unwrap_err().message.contains("more than"));
+        let message = parse(&laughs).unwrap_err().message;
+        assert!(message.contains("more than 1000000 nodes through aliases"), "{message}");
+    }
+
+    #[test]
+    fn too_many_nodes_blames_aliases_only_when_there_are_some() {
+        // Over the node limit without any alias: a flat sequence of 1,000,001 items.
+        let flat = format!("k: [{}]\n", vec!["1"; 1_000_001].join(","));
+        let message = parse(&flat).unwrap_err().message;
+        assert!(message.contains("more than 1000000 nodes"), "{message}");
+        assert!(!message.contains("alias"), "no alias was expanded: {message}");
+        // A few aliases far below the limit are fine and say nothing.
+        assert!(parse("a: &a [1, 2]\nb: *a\nc: *a\n").is_ok());
     }
 }

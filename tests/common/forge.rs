@@ -4,7 +4,8 @@
 //! the body must validate against its schema — and keeps the check runs it was told
 //! about, so a test can follow one from `queued` to `completed`, and the repository
 //! permission of each user the test names (anyone else can only read). Scripted failures
-//! (a 502, a 403 with `Retry-After`) answer the next requests before normal service.
+//! (a 502, a 403 with `Retry-After`) answer the next requests before normal service;
+//! scripted creation faults make a check run whose creation answer is lost or held.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -46,6 +47,23 @@ pub struct ForgeCheckRun {
     pub history: Vec<String>,
 }
 
+/// The App every check run of this forge belongs to (the farm's test config says 4242).
+pub const APP_ID: i64 = 4242;
+
+/// What happens to a check-run creation (`POST …/check-runs`) instead of normal service.
+#[derive(Debug, Clone)]
+pub enum CreateFault {
+    /// The check run is created, then this answer goes back instead: the farm never
+    /// hears of the creation.
+    CreateThenFail(Failure),
+    /// Nothing is created and this answer goes back.
+    FailWithoutCreating(Failure),
+    /// The check run is created and no answer ever comes.
+    CreateThenHold,
+    /// Nothing is created and no answer ever comes (a request lost on the way).
+    Hold,
+}
+
 /// An answer given instead of normal service.
 #[derive(Debug, Clone)]
 pub struct Failure {
@@ -62,6 +80,8 @@ struct ForgeState {
     check_runs: Vec<ForgeCheckRun>,
     tokens: HashMap<String, i64>,
     failures: VecDeque<Failure>,
+    /// Faults of the next check-run creations, in order.
+    create_faults: VecDeque<CreateFault>,
     /// Branch and tag heads: (repo, short name) → sha.
     refs: HashMap<(String, String), String>,
     /// Repositories the forge describes (`GET /repos/{owner}/{repo}`): full name → default branch.
@@ -120,6 +140,11 @@ impl TestForge {
         self.state.lock().unwrap().failures.extend(failures);
     }
 
+    /// The next check-run creations meet these faults, in order (see [`CreateFault`]).
+    pub fn fault_next_creations(&self, faults: impl IntoIterator<Item = CreateFault>) {
+        self.state.lock().unwrap().create_faults.extend(faults);
+    }
+
     /// `login`'s role on every repository: `admin`, `maintain`, `write`, `triage` or `read`.
     pub fn set_permission(&self, login: &str, role: &str) {
         self.state.lock().unwrap().roles.insert(login.to_owned(), role.to_owned());
@@ -166,9 +191,34 @@ async fn handle(
     let query = uri.query().unwrap_or_default().to_owned();
     let body: Json =
         if body.is_empty() { Json::Null } else { serde_json::from_slice(&body).unwrap_or(Json::Null) };
-    let mut state = state.lock().unwrap();
-    let (status, answer_headers, answer) = serve(&mut state, &method, &path, &query, &headers, &body);
-    state.requests.push(Recorded { method: method.to_string(), path, body, status: status.as_u16() });
+    let answered = {
+        let mut state = state.lock().unwrap();
+        let creation = method == Method::POST && path.ends_with("/check-runs");
+        let fault = if creation { state.create_faults.pop_front() } else { None };
+        let failed = |failure: Failure| {
+            Some((StatusCode::from_u16(failure.status).unwrap(), failure.headers, failure.body))
+        };
+        let answered = match fault {
+            Some(CreateFault::Hold) => None,
+            Some(CreateFault::FailWithoutCreating(failure)) => failed(failure),
+            _ => {
+                let served = serve(&mut state, &method, &path, &query, &headers, &body);
+                match fault {
+                    Some(CreateFault::CreateThenFail(failure)) => failed(failure),
+                    Some(CreateFault::CreateThenHold) => None,
+                    _ => Some(served),
+                }
+            }
+        };
+        let status = answered.as_ref().map_or(0, |(status, _, _)| status.as_u16());
+        // Status 0: no answer was given.
+        state.requests.push(Recorded { method: method.to_string(), path, body, status });
+        answered
+    };
+    let Some((status, answer_headers, answer)) = answered else {
+        // A held request is never answered (the connection stays open).
+        return std::future::pending().await;
+    };
     let mut response = (status, axum::Json(answer)).into_response();
     for (name, value) in answer_headers {
         response
@@ -255,6 +305,35 @@ fn serve(
                 Some(sha) => (StatusCode::OK, vec![], json!({ "sha": sha })),
                 None => (StatusCode::NOT_FOUND, vec![], json!({ "message": "No commit found for SHA" })),
             }
+        }
+        ("GET", ["repos", owner, repo, "commits", sha, "check-runs"]) => {
+            if !state.tokens.contains_key(&bearer) {
+                state.violations.push(format!("GET {path}: not an installation token"));
+                return (StatusCode::UNAUTHORIZED, vec![], json!({ "message": "Bad credentials" }));
+            }
+            let param = |name: &str| {
+                query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            };
+            let repo_name = format!("{owner}/{repo}");
+            let app_id = param("app_id").map(|v| v.parse::<i64>().unwrap_or(-1));
+            let check_name = param("check_name").map(|v| v.replace("%20", " ").replace("%2F", "/"));
+            let matching: Vec<&ForgeCheckRun> = state
+                .check_runs
+                .iter()
+                .filter(|r| r.repo == repo_name && r.head_sha == *sha)
+                .filter(|_| app_id.is_none_or(|id| id == APP_ID))
+                .filter(|r| check_name.as_ref().is_none_or(|name| *name == r.name))
+                .collect();
+            // GitHub's pages: `per_page` (at most 100, default 30) from `page` 1.
+            let per_page = param("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30).min(100);
+            let page = param("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+            let listed: Vec<Json> = matching
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|r| check_run_json(r))
+                .collect();
+            (StatusCode::OK, vec![], json!({ "total_count": matching.len(), "check_runs": listed }))
         }
         ("GET", ["repos", owner, repo, "contents", rest @ ..]) => {
             if !state.tokens.contains_key(&bearer) {
@@ -392,7 +471,7 @@ fn check_run_json(run: &ForgeCheckRun) -> Json {
     json!({
         "id": run.id, "name": run.name, "head_sha": run.head_sha, "status": run.status,
         "conclusion": run.conclusion, "external_id": run.external_id, "details_url": run.details_url,
-        "actions": run.actions,
+        "actions": run.actions, "app": { "id": APP_ID },
     })
 }
 

@@ -3,12 +3,15 @@
 //! while the typed model is built. Shapes the schema rejected were reported in phase 1;
 //! here they are skipped.
 
+use std::collections::HashMap;
+
 use indexmap::IndexMap;
 
 use crate::workflow::diag::{Diagnostic, Pos};
 use crate::workflow::load::reader::AllowedCx;
 use crate::workflow::load::schema::Schema;
 use crate::workflow::load::template;
+use crate::workflow::load::MAX_JOBS;
 use crate::workflow::model::*;
 use crate::workflow::yaml::{js_number, Node, Style, Value};
 
@@ -308,6 +311,15 @@ impl Converter<'_> {
             }
             jobs.entry(id.to_string()).or_insert(job);
         }
+        if let Some((over, _)) = entries.get(MAX_JOBS) {
+            self.error(
+                over.pos,
+                format!(
+                    "the workflow defines {} jobs, more than GitHub's limit of {MAX_JOBS} jobs per workflow",
+                    entries.len()
+                ),
+            );
+        }
         self.check_needs(node.pos, &jobs);
         jobs
     }
@@ -545,28 +557,36 @@ impl Converter<'_> {
             );
             return;
         }
-        // Kahn's algorithm: what is left unsatisfied names a missing job or a cycle.
+        // Kahn's algorithm over an index of who needs whom, so the check stays linear in
+        // the jobs and their `needs`: what is left unsatisfied names a missing job or a cycle.
         let mut pending: IndexMap<&str, Vec<&Text>> = IndexMap::new();
+        let mut needed_by: HashMap<&str, Vec<&str>> = HashMap::new();
         let mut ready: Vec<&str> = Vec::new();
         for (id, job) in jobs {
             if job.needs.is_empty() {
                 ready.push(id);
             } else {
                 pending.insert(id, job.needs.iter().collect());
-            }
-        }
-        while let Some(done) = ready.pop() {
-            let mut newly = Vec::new();
-            for (id, needs) in pending.iter_mut() {
-                needs.retain(|n| n.value != done);
-                if needs.is_empty() {
-                    newly.push(*id);
+                for need in &job.needs {
+                    needed_by.entry(need.value.as_str()).or_default().push(id);
                 }
             }
-            for id in newly {
-                pending.shift_remove(id);
-                ready.push(id);
+        }
+        // How many needs of each pending job are still unmet (a need listed twice counts twice).
+        let mut unmet: HashMap<&str, usize> = pending.iter().map(|(id, needs)| (*id, needs.len())).collect();
+        while let Some(done) = ready.pop() {
+            for &dependent in needed_by.get(done).into_iter().flatten() {
+                let Some(left) = unmet.get_mut(dependent) else { continue };
+                *left -= 1;
+                if *left == 0 {
+                    ready.push(dependent);
+                }
             }
+        }
+        let satisfied = |id: &str| jobs.contains_key(id) && unmet.get(id).is_none_or(|left| *left == 0);
+        pending.retain(|id, _| !satisfied(id));
+        for needs in pending.values_mut() {
+            needs.retain(|n| !satisfied(&n.value));
         }
         for (id, needs) in pending {
             for need in needs {

@@ -2,6 +2,7 @@
 //! Unknown keys, wrong types, duplicate keys, missing required keys, and every `${{ }}`
 //! parsed with the contexts and functions its place allows.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::workflow::diag::{Diagnostic, Pos};
@@ -180,7 +181,7 @@ impl Reader<'_> {
             Kind::Map { loose, .. } => *loose,
             _ => None,
         };
-        let mut seen: Vec<(String, Pos)> = Vec::new();
+        let mut seen: HashMap<String, Pos> = HashMap::new();
         let mut has_expression_key = false;
         // The candidate forms (e.g. a `run` step and a `uses` step) and the key that
         // chose among them, to explain a key that belongs to the form not chosen.
@@ -234,7 +235,7 @@ impl Reader<'_> {
         } else if !has_expression_key {
             if let Kind::Map { props, .. } = &self.schema.def(maps[0]).kind {
                 for prop in props.iter().filter(|p| p.required) {
-                    if !seen.iter().any(|(k, _)| k.eq_ignore_ascii_case(prop.name)) {
+                    if !seen.contains_key(&prop.name.to_ascii_lowercase()) {
                         let message = format!("{} is missing the required key `{}`", self.place(), prop.name);
                         self.error(node.pos, message);
                     }
@@ -246,7 +247,7 @@ impl Reader<'_> {
     fn read_loose_map(&mut self, entries: &[(Node, Node)], map: DefId, cx: &Rc<AllowedCx>) {
         let Kind::Map { loose: Some((key_ty, value_ty)), .. } = self.schema.def(map).kind else { return };
         let value_cx = AllowedCx::child(cx, self.schema, value_ty);
-        let mut seen: Vec<(String, Pos)> = Vec::new();
+        let mut seen: HashMap<String, Pos> = HashMap::new();
         let mut has_expression_key = false;
         for (key, value) in entries {
             let Some(name) = self.key_name(key, cx, &mut has_expression_key, value, value_ty) else {
@@ -311,11 +312,13 @@ impl Reader<'_> {
         }
     }
 
-    fn duplicate(&mut self, seen: &mut Vec<(String, Pos)>, name: &str, pos: Pos) -> bool {
+    /// Whether `name` was already a key of this mapping (reported if so). `seen` holds
+    /// the keys so far, lower-cased, so a mapping of many keys is checked in linear time.
+    fn duplicate(&mut self, seen: &mut HashMap<String, Pos>, name: &str, pos: Pos) -> bool {
         if name.is_empty() {
             return false;
         }
-        if let Some((_, first)) = seen.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        if let Some(first) = seen.get(&name.to_ascii_lowercase()) {
             let message = format!(
                 "`{name}` is already defined in {} (line {}; keys are case-insensitive)",
                 self.place(),
@@ -324,7 +327,7 @@ impl Reader<'_> {
             self.error(pos, message);
             return true;
         }
-        seen.push((name.to_string(), pos));
+        seen.insert(name.to_ascii_lowercase(), pos);
         false
     }
 
