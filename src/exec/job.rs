@@ -22,6 +22,7 @@ use super::commands::{Annotation, AnnotationLevel};
 use super::composite::{self, ActionScope};
 use super::envfiles;
 use super::host::{process_command, HostSession, HostTarget, InfraFailure, ProcessEnd};
+use super::job_processes::{JobProcesses, TRACKING_VARIABLE};
 use super::mask::Masker;
 use super::output::OutputFilter;
 use super::shell::{shell_quote, Shell};
@@ -34,6 +35,8 @@ use crate::workflow::model::{Env, Job, RunDefaults, Step, Workflow};
 
 /// GitHub's default job timeout: 360 minutes.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
+/// How long ending the job's processes on its host may take.
+const END_PROCESSES_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything a job needs besides its host.
 #[derive(Clone)]
@@ -230,6 +233,7 @@ pub async fn run_job(
         artifacts: Vec::new(),
         action: None,
         host_unfit: None,
+        processes: JobProcesses::new(),
     };
     let result = run.run(target).await;
     run.finish(result).await
@@ -288,6 +292,8 @@ pub(super) struct JobRun<'a> {
     /// Why the host can take no more steps (a reinstall cut short): the steps left are
     /// skipped and the host goes to repair after the job.
     pub(super) host_unfit: Option<String>,
+    /// What the job started on its host, ended with the job.
+    processes: JobProcesses,
 }
 
 /// A step ended: how, and what it set.
@@ -432,6 +438,7 @@ impl<'a> JobRun<'a> {
     /// Ends the job: its conclusion, outputs and what the log and the forge see.
     async fn finish(mut self, result: Result<(), InfraFailure>) -> JobOutcome {
         let host_key = self.host.as_ref().map(|h| h.host_key.clone());
+        self.end_processes().await;
         if let Err(failure) = result {
             let reason = self.filter.masker.mask(&failure.reason).into_owned();
             self.log(&format!("##[error]Infrastructure failure: {reason}"));
@@ -470,6 +477,35 @@ impl<'a> JobRun<'a> {
             host_key,
             artifacts: std::mem::take(&mut self.artifacts),
             host_unfit: self.host_unfit.take(),
+        }
+    }
+
+    /// Kills what the job left running on its host and wipes its `_temp`, as GitHub's
+    /// runner does at the end of a job ("Cleaning up orphan processes"). Nothing to do
+    /// when the host is gone.
+    async fn end_processes(&mut self) {
+        let Some(host) = self.host.as_ref().filter(|h| !h.session().is_closed()) else { return };
+        let ending = self.processes.end(host.session(), &self.dirs.temp);
+        match tokio::time::timeout(END_PROCESSES_TIMEOUT, ending).await {
+            Ok(Ok(orphans)) => {
+                if !orphans.is_empty() {
+                    self.log("Cleaning up orphan processes");
+                }
+                for orphan in orphans {
+                    self.log(&format!("Terminate orphan process: pid ({}) ({})", orphan.pid, orphan.name));
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "cannot end the job's processes");
+                self.log(&format!("##[warning]Cannot end the job's processes on the host: {err}"));
+            }
+            Err(_) => {
+                let seconds = END_PROCESSES_TIMEOUT.as_secs();
+                tracing::warn!("ending the job's processes took more than {seconds} s");
+                self.log(&format!(
+                    "##[warning]Ending the job's processes on the host took more than {seconds} s"
+                ));
+            }
         }
     }
 
@@ -870,6 +906,8 @@ impl<'a> JobRun<'a> {
         deadline: Instant,
     ) -> Result<ProcessEnd, StepError> {
         let host = self.host.take().expect("the host is open while steps run");
+        let command = self.processes.tracked(command);
+        let command = command.as_str();
         let events = self.events.clone();
         // A step that runs after the job was cancelled (`always()`, `cancelled()`) runs
         // to its end, as on GitHub; only its timeout stops it.
@@ -953,6 +991,8 @@ impl<'a> JobRun<'a> {
         for (k, v) in env {
             vars.insert(k.clone(), v.clone());
         }
+        // Last: the workflow's env cannot take a process out of the job's.
+        vars.insert(TRACKING_VARIABLE.to_owned(), self.processes.tracking_id().to_owned());
         vars
     }
 

@@ -334,7 +334,14 @@ impl Session {
     pub async fn exec(&self, command: &str) -> Result<Execution, SshError> {
         let channel = self.handle.channel_open_session().await.map_err(|e| self.channel_error(e))?;
         channel.exec(true, command).await.map_err(|e| self.channel_error(e))?;
-        Ok(Execution { channel: Some(channel), address: self.address.clone(), status: None, ended: false })
+        Ok(Execution {
+            channel: Some(channel),
+            address: self.address.clone(),
+            status: None,
+            draining: None,
+            ended: false,
+            closed: false,
+        })
     }
 
     /// Runs `command` and collects its output.
@@ -539,6 +546,12 @@ impl Session {
     }
 }
 
+/// After the exit status, how long a pause in the output ends the command, and how
+/// long at most the runner waits for more (time spent waiting, not reading: a backlog
+/// held back by a slow reader is read whole).
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+
 /// A command running on its own channel. Dropping it before the exit closes the
 /// channel, but the command goes on running (without a terminal the host does not
 /// signal it) and OpenSSH counts it against `MaxSessions` (10 per connection by
@@ -548,13 +561,25 @@ pub struct Execution {
     channel: Option<russh::Channel<client::Msg>>,
     address: String,
     status: Option<ExitStatus>,
+    /// Since the exit status: how long the runner waited for more output.
+    draining: Option<Duration>,
+    /// `next` returned the exit (or an error): there is nothing more.
     ended: bool,
+    /// The host closed the channel.
+    closed: bool,
 }
 
 impl Execution {
-    /// The next chunk of output, or the exit once all output is in. After `Exit`
+    /// The next chunk of output, or the exit once the output is in. After `Exit`
     /// there is nothing more: calling again is an error. A connection that ends
     /// before an exit status is [`SshError::Lost`].
+    ///
+    /// The command ends when its own process exits, as GitHub's runner ends a step
+    /// when its shell exits: OpenSSH sends the exit status then, but closes the
+    /// channel only once every holder of the output pipe closed it — a background
+    /// child may hold it for hours. So after the exit status the output already on its
+    /// way is read until the channel closes, or output pauses for [`DRAIN_QUIET`], or
+    /// [`DRAIN_MAX`] of waiting passed; then the channel is closed from this side.
     pub async fn next(&mut self) -> Result<ExecEvent, SshError> {
         if self.ended {
             return Err(SshError::Protocol {
@@ -562,20 +587,37 @@ impl Execution {
                 message: "the command already ended".into(),
             });
         }
-        // OpenSSH may send the exit status before the last output: the command
-        // has ended only when the channel closes.
         let channel = self.channel.as_mut().expect("the channel is there until dropped");
         loop {
-            match channel.wait().await {
+            let message = match self.draining {
+                None => channel.wait().await,
+                Some(waited) => {
+                    let started = tokio::time::Instant::now();
+                    let budget = DRAIN_MAX.saturating_sub(waited).min(DRAIN_QUIET);
+                    let message = tokio::time::timeout(budget, channel.wait()).await;
+                    self.draining = Some(waited + started.elapsed());
+                    match message {
+                        Ok(message) => message,
+                        Err(_) => {
+                            self.ended = true;
+                            let status = self.status.take().expect("draining after the exit status");
+                            return Ok(ExecEvent::Exit(status));
+                        }
+                    }
+                }
+            };
+            match message {
                 Some(ChannelMsg::Data { data }) => return Ok(ExecEvent::Stdout(data.to_vec())),
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     return Ok(ExecEvent::Stderr(data.to_vec()))
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     self.status = Some(ExitStatus { code: Some(exit_status), signal: None });
+                    self.draining = Some(Duration::ZERO);
                 }
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
                     self.status = Some(ExitStatus { code: None, signal: Some(signal_text(&signal_name)) });
+                    self.draining = Some(Duration::ZERO);
                 }
                 Some(ChannelMsg::Failure) => {
                     self.ended = true;
@@ -586,6 +628,7 @@ impl Execution {
                 }
                 Some(ChannelMsg::Close) | None => {
                     self.ended = true;
+                    self.closed = true;
                     return match self.status.take() {
                         Some(status) => Ok(ExecEvent::Exit(status)),
                         None => Err(SshError::Lost {
@@ -612,7 +655,7 @@ fn host_port(address: &str, port: u16) -> String {
 impl Drop for Execution {
     fn drop(&mut self) {
         let Some(channel) = self.channel.take() else { return };
-        if self.ended {
+        if self.closed {
             return;
         }
         // Closing is a message to the session's task; without a runtime (at exit)
