@@ -9,7 +9,7 @@
 //! elsewhere) from a job's own failure.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +121,21 @@ impl SshError {
             | SshError::Protocol { address, .. } => address,
         }
     }
+}
+
+/// Why [`Session::download`] failed: on the host's side, or on this one.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// Reading the host's file failed; [`SshError::is_infrastructure`] says whose fault it is.
+    #[error(transparent)]
+    Remote(#[from] SshError),
+    /// The local copy could not be written (this machine's disk is full): neither the
+    /// host's fault nor the file's.
+    #[error("writing the local copy {}: {source}", path.display())]
+    Local { path: PathBuf, source: std::io::Error },
+    /// The file holds more than the bytes allowed.
+    #[error("{remote} holds more than {at_most} bytes")]
+    TooLarge { remote: String, at_most: u64 },
 }
 
 /// How a command ended: its exit code, or the signal that killed it (`KILL`, `TERM`,
@@ -387,11 +402,12 @@ impl Session {
     }
 
     /// Copies the file at `remote` to `local` (created or truncated) in chunks,
-    /// never holding it whole; returns the bytes copied.
-    pub async fn download(&self, remote: &str, local: &Path) -> Result<u64, SshError> {
+    /// never holding it whole, refusing past `at_most` bytes; returns the bytes copied.
+    pub async fn download(&self, remote: &str, local: &Path, at_most: u64) -> Result<u64, DownloadError> {
         let sftp = self.sftp().await?;
         let mut file = sftp.open(remote).await.map_err(|e| self.sftp_error(remote, e))?;
-        let mut out = tokio::fs::File::create(local).await.map_err(|e| self.local_error(local, e))?;
+        let local_error = |source| DownloadError::Local { path: local.to_owned(), source };
+        let mut out = tokio::fs::File::create(local).await.map_err(local_error)?;
         let mut buffer = vec![0u8; 256 * 1024];
         let mut copied = 0u64;
         loop {
@@ -399,10 +415,13 @@ impl Session {
             if n == 0 {
                 break;
             }
-            out.write_all(&buffer[..n]).await.map_err(|e| self.local_error(local, e))?;
+            if copied + n as u64 > at_most {
+                return Err(DownloadError::TooLarge { remote: remote.to_owned(), at_most });
+            }
+            out.write_all(&buffer[..n]).await.map_err(local_error)?;
             copied += n as u64;
         }
-        out.flush().await.map_err(|e| self.local_error(local, e))?;
+        out.flush().await.map_err(local_error)?;
         Ok(copied)
     }
 
@@ -518,14 +537,6 @@ impl Session {
             SshError::Lost { address: self.address.clone(), message: format!("{path}: {e}") }
         } else {
             SshError::Sftp { address: self.address.clone(), path: path.to_string(), message: e.to_string() }
-        }
-    }
-
-    fn local_error(&self, local: &Path, e: std::io::Error) -> SshError {
-        SshError::Sftp {
-            address: self.address.clone(),
-            path: local.display().to_string(),
-            message: format!("writing the local copy: {e}"),
         }
     }
 
