@@ -420,6 +420,8 @@ jobs:
         ran.outcome.infra.as_ref().unwrap_or_else(|| panic!("an infrastructure failure; log:\n{log}"));
     assert!(failure.reason.contains("host-1"), "{}", failure.reason);
     assert!(log.contains("Infrastructure failure"), "{log}");
+    // The step cut short is completed as failed, not left in progress.
+    assert_eq!(ran.output(1), Conclusion::Failure);
 }
 
 #[tokio::test]
