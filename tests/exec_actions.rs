@@ -586,9 +586,9 @@ jobs:
     );
 }
 
-/// A file that cannot be uploaded (a FIFO, a name that is not UTF-8) fails the step
-/// with an error naming it; the job goes on on its host, and nothing of the artifact
-/// is kept.
+/// A file that cannot be uploaded (a FIFO, a name that is not UTF-8, a link to a file
+/// of /proc, whose reading may never end) fails the step with an error naming it; the
+/// job goes on on its host, and nothing of the artifact is kept.
 #[tokio::test]
 async fn a_file_that_cannot_be_uploaded_is_a_step_error_naming_it() {
     let hosts = TestHosts::start(1);
@@ -600,14 +600,18 @@ jobs:
     runs-on: self-hosted
     steps:
       - run: |
-          mkdir -p fifo bytes
+          mkdir -p fifo bytes kernel
           echo fine > fifo/a.txt
           mkfifo fifo/pipe
           echo fine > bytes/a.txt
           echo bad > "bytes/$(printf 'bad\377name')"
+          ln -s /proc/version kernel/version
       - continue-on-error: true
         uses: actions/upload-artifact@v4
         with: {name: fifo, path: fifo/}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: kernel, path: kernel/}
       - continue-on-error: true
         uses: actions/upload-artifact@v4
         with: {name: bytes, path: bytes/}
@@ -618,7 +622,10 @@ jobs:
     let log = &ran.log;
     assert!(ran.outcome.infra.is_none(), "{:?}\n{log}", ran.outcome.infra);
     assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
-    assert_eq!((ran.step(2), ran.step(3)), (Conclusion::Failure, Conclusion::Failure));
+    assert_eq!(
+        (ran.step(2), ran.step(3), ran.step(4)),
+        (Conclusion::Failure, Conclusion::Failure, Conclusion::Failure)
+    );
     assert!(log.contains("still on the host"), "{log}");
     let errors: Vec<&str> = ran.outcome.annotations.iter().map(|a| a.message.as_str()).collect();
     assert!(
@@ -629,6 +636,12 @@ jobs:
     assert!(
         errors.iter().any(|m| m.contains(
             "cannot upload /root/metalfarm-work/qemu/qemu/bytes/bad\\xffname: its name is not UTF-8"
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains(
+            "cannot upload /root/metalfarm-work/qemu/qemu/kernel/version: it is a file of the kernel"
         )),
         "{errors:?}"
     );

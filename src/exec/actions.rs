@@ -285,6 +285,8 @@ pub(super) async fn upload_artifact(
     // links followed, as GitHub's action follows them), one NUL-ended record per file:
     // its pattern's index, its kind, its size and its path — names are data.
     let mut listing = format!("cd {} || exit 1\n", shell_quote(&workspace));
+    let kernel_files: Vec<String> = KERNEL_FILE_SYSTEMS.iter().map(|fs| format!("-fstype {fs}")).collect();
+    let kernel_files = kernel_files.join(" -o ");
     for (index, pattern) in includes.iter().enumerate() {
         // Globs are for the host's shell to expand; nothing else of the shell's is.
         if pattern.contains(['$', '`', '"', '\\', ';', '&', '|', '<', '>', '(', ')', '\'']) {
@@ -294,7 +296,8 @@ pub(super) async fn upload_artifact(
         }
         listing.push_str(&format!(
             "for p in {pattern}; do case $p in /*) ;; *) p=./$p ;; esac; [ -e \"$p\" ] && find -L \"$p\" \
-             \\( -type f -printf '{index}\\tf\\t%s\\t%p\\0' \\) -o \\( -type l -printf '{index}\\tl\\t0\\t%p\\0' \\) \
+             \\( -type f \\( {kernel_files} \\) -printf '{index}\\tk\\t0\\t%p\\0' \\) \
+             -o \\( -type f -printf '{index}\\tf\\t%s\\t%p\\0' \\) -o \\( -type l -printf '{index}\\tl\\t0\\t%p\\0' \\) \
              -o \\( ! -type d -printf '{index}\\to\\t0\\t%p\\0' \\); done\n"
         ));
     }
@@ -316,6 +319,13 @@ pub(super) async fn upload_artifact(
             b'l' => {
                 run.log(&format!("Skipped the broken symbolic link {}", listed.path.escape_debug()));
                 continue;
+            }
+            b'k' => {
+                return Err(StepError::Failed(format!(
+                    "actions/upload-artifact: cannot upload {}: it is a file of the kernel (/proc, /sys), whose \
+                     reading may never end; copy what you need into a regular file first",
+                    listed.path.escape_debug()
+                )))
             }
             _ => {
                 return Err(StepError::Failed(format!(
@@ -394,12 +404,17 @@ pub(super) async fn upload_artifact(
     Ok(Conclusion::Success)
 }
 
+/// File systems whose files the kernel makes up as they are read: some never end
+/// (`/proc/kmsg`, tracefs's `trace_pipe`) and would hold the host's SFTP server.
+const KERNEL_FILE_SYSTEMS: &[&str] =
+    &["proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup", "cgroup2", "pstore", "bpf"];
+
 /// One record of the host's listing for `actions/upload-artifact`.
 struct ListedFile {
     /// The index of the pattern that found it.
     pattern: usize,
-    /// `f` a file (or a symbolic link to one), `l` a broken symbolic link, `o` anything
-    /// else but a folder.
+    /// `f` a file (or a symbolic link to one), `k` a file of a kernel file system, `l` a
+    /// broken symbolic link, `o` anything else but a folder.
     kind: u8,
     size: u64,
     /// Absolute.
