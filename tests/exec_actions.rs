@@ -659,7 +659,7 @@ jobs:
 async fn the_farms_full_disk_is_the_farms_failure() {
     let hosts = TestHosts::start(1);
     let store = scratch();
-    let tiny = TinyDisk::mount(store.path());
+    let tiny = common::TinyDisk::mount(store.path());
     let yaml = r###"
 on: push
 jobs:
@@ -737,21 +737,4 @@ jobs:
         "{errors:?}"
     );
     assert!(!store.path().join("too-big").exists() && !store.path().join("third").exists());
-}
-
-/// A 64 KiB file system mounted over a folder, unmounted on drop.
-struct TinyDisk(PathBuf);
-
-impl TinyDisk {
-    fn mount(dir: &Path) -> TinyDisk {
-        let status = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(dir).status();
-        assert!(status.expect("mount").success(), "mount a tmpfs on {}", dir.display());
-        TinyDisk(dir.to_owned())
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }

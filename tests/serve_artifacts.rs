@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::farm::{app_key_pair, deliver, example_payload, get, host_json, FarmServer};
-use common::forge::TestForge;
+use common::farm::{app_key_pair, get, host_json, push_master, FarmServer};
+use common::forge::{ForgeCheckRun, TestForge};
 use common::lab::lab_toml;
 use common::testhost::TestHosts;
 use serde_json::{json, Value};
@@ -26,31 +26,37 @@ jobs:
         with: {name: test-results, path: out/}
 "###;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
-    let hosts = TestHosts::start(1);
+/// A farm reporting to the test forge, with the repository's workflows in
+/// `workflows/` and the one test host as `kvm-a`.
+async fn farm(hosts: &TestHosts) -> (FarmServer, TestForge) {
     let (private, public) = app_key_pair();
     let forge = TestForge::start(public).await;
     let config = format!(
         "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(&hosts, &[("kvm-a", &["kvm"])])
+        lab_toml(hosts, &[("kvm-a", &["kvm"])])
     );
-    let server = FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config);
-    server.write("workflows/artifacts.yml", UPLOADING);
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(&server, "push", "d-artifacts", payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    (FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config), forge)
+}
+
+/// Pushes to master and waits until the check run `name` completed: it, and its job
+/// as `GET /api/v1/jobs/{id}` shows it.
+async fn push_and_finish(server: &FarmServer, forge: &TestForge, name: &str) -> (ForgeCheckRun, Value) {
+    push_master(server, "d-push").await;
     forge
-        .wait_for("the job completed", |runs| {
-            runs.iter().any(|r| r.name == "Artifacts / build" && r.status == "completed")
-        })
+        .wait_for("the job completed", |runs| runs.iter().any(|r| r.name == name && r.status == "completed"))
         .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == "Artifacts / build").unwrap();
+    let check = forge.check_runs().into_iter().find(|r| r.name == name).unwrap();
+    let job = get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await;
+    (check, serde_json::from_str(&job.body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
+    let hosts = TestHosts::start(1);
+    let (server, forge) = farm(&hosts).await;
+    server.write("workflows/artifacts.yml", UPLOADING);
+    let (check, job) = push_and_finish(&server, &forge, "Artifacts / build").await;
     assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
-    let job: Value =
-        serde_json::from_str(&get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await.body)
-            .unwrap();
     let run = job["run_id"].as_i64().expect("the job's run");
 
     let link = format!("https://farm.example.com/api/v1/runs/{run}/artifacts/test-results");
@@ -115,32 +121,12 @@ jobs:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
     let hosts = TestHosts::start(1);
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let config = format!(
-        "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(&hosts, &[("kvm-a", &["kvm"])])
-    );
-    let server = FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config);
+    let (server, forge) = farm(&hosts).await;
     let artifacts = server.dir.path().join("data/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&artifacts)
-        .status();
-    assert!(mounted.unwrap().success(), "a tiny file system for the artifacts");
-    let _unmount = Unmount(artifacts);
+    let _tiny = common::TinyDisk::mount(&artifacts);
     server.write("workflows/hostile.yml", HOSTILE);
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(&server, "push", "d-hostile", payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    forge
-        .wait_for("the job completed", |runs| {
-            runs.iter().any(|r| r.name == "Hostile / build" && r.status == "completed")
-        })
-        .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == "Hostile / build").unwrap();
+    let (check, job) = push_and_finish(&server, &forge, "Hostile / build").await;
     assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
     assert!(check.title.starts_with("Farm failure at step 4"), "{check:#?}");
     assert!(
@@ -154,9 +140,6 @@ async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
 
     let host = host_json(&server, "kvm-a").await;
     assert_eq!(host["state"], "ready", "the host failed nothing: {host:#}");
-    let job: Value =
-        serde_json::from_str(&get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await.body)
-            .unwrap();
     let steps = job["steps"].as_array().expect("the job's steps");
     assert_eq!(steps.len(), 4, "{job:#}");
     for step in steps {
@@ -170,13 +153,4 @@ async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
     let file = get(&server.url(&format!("/api/v1/runs/{run}/artifacts/odd/a%0Ab.txt"))).await;
     assert_eq!((file.status, file.body.as_str()), (200, "data\n"));
     assert_eq!(get(&server.url(&format!("/api/v1/runs/{run}/artifacts/big"))).await.status, 404);
-}
-
-/// Unmounts a folder on drop.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }

@@ -326,14 +326,9 @@ async fn files_over_sftp() {
     assert!(matches!(&err, DownloadError::TooLarge { at_most: 2_999_999, .. }), "{err:?}");
     // This side's disk full is told apart from the host's file.
     let full = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(full.path())
-        .status()
-        .unwrap();
-    assert!(mounted.success());
+    let tiny = common::TinyDisk::mount(full.path());
     let err = session.download("/tmp/out/big", &full.path().join("big"), u64::MAX).await;
-    assert!(std::process::Command::new("umount").arg(full.path()).status().unwrap().success());
+    drop(tiny);
     assert!(matches!(&err, Err(DownloadError::Local { .. })), "{err:?}");
 
     let stat = session.stat("/tmp/out/sub").await.unwrap();
