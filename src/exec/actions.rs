@@ -463,7 +463,7 @@ fn shown_bytes(bytes: &[u8]) -> String {
 /// most `allowed` bytes in all. A file that cannot be read is the step's error, a
 /// file that cannot be written the farm's.
 async fn copy_files(
-    run: &mut JobRun<'_>,
+    run: &JobRun<'_>,
     files: &[ListedFile],
     root: &str,
     target: &std::path::Path,
