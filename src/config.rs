@@ -63,6 +63,25 @@ pub struct ServerConfig {
     /// The most of a job's log kept on disk, in bytes; past it the tail is kept.
     #[serde(with = "byte_size_text")]
     pub job_log_limit: u64,
+    /// The most `actions/upload-artifact` stores: one size for each artifact and for a
+    /// run's together, or `{ artifact = …, run = … }`.
+    #[serde(with = "artifact_limit_text")]
+    pub artifact_limit: ArtifactLimit,
+}
+
+/// How many bytes of artifacts the farm keeps, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactLimit {
+    /// One artifact's files together.
+    pub artifact: u64,
+    /// All the artifacts of one run.
+    pub run: u64,
+}
+
+impl Default for ArtifactLimit {
+    fn default() -> Self {
+        ArtifactLimit { artifact: 4 << 30, run: 16 << 30 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -205,6 +224,7 @@ impl Default for ServerConfig {
             infra_retries: 2,
             broken_after: 3,
             job_log_limit: 64 << 20,
+            artifact_limit: ArtifactLimit::default(),
         }
     }
 }
@@ -384,6 +404,49 @@ mod duration_text {
     }
 }
 
+/// `[server] artifact_limit`: a size for both limits, or a table with `artifact` and
+/// `run` (each defaulting as [`ArtifactLimit::default`]).
+mod artifact_limit_text {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use super::ArtifactLimit;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ArtifactLimit, D::Error> {
+        let size = |value: &toml::Value| match value {
+            toml::Value::Integer(bytes) if *bytes >= 0 => Ok(*bytes as u64),
+            toml::Value::String(text) => super::byte_size_text::parse(text).ok_or_else(|| {
+                D::Error::custom(format!("`{text}` is not a size like 512KiB, 64MiB, 1GiB or 4096"))
+            }),
+            other => Err(D::Error::custom(format!(
+                "a {} is not a size like 512KiB, 64MiB, 1GiB or 4096",
+                other.type_str()
+            ))),
+        };
+        match toml::Value::deserialize(d)? {
+            toml::Value::Table(table) => {
+                let mut limit = ArtifactLimit::default();
+                for (key, value) in &table {
+                    match key.as_str() {
+                        "artifact" => limit.artifact = size(value)?,
+                        "run" => limit.run = size(value)?,
+                        other => {
+                            return Err(D::Error::custom(format!(
+                                "unknown key `{other}`: the limits are `artifact` and `run`"
+                            )))
+                        }
+                    }
+                }
+                Ok(limit)
+            }
+            value => {
+                let both = size(&value)?;
+                Ok(ArtifactLimit { artifact: both, run: both })
+            }
+        }
+    }
+}
+
 /// Sizes as the config writes them: `512KiB`, `64MiB`, `1GiB`, or a number of bytes.
 mod byte_size_text {
     use serde::{Deserialize, Deserializer};
@@ -467,6 +530,33 @@ labels = ["amd64", "hostprovisioning"]
         assert_eq!(config.repos[0].workflows, ["/etc/metalfarm/workflows/qemu-*.yml"]);
         assert_eq!(config.hosts[0].port, 22);
         assert_eq!(config.database_url(), "postgres://farm@db/farm");
+    }
+
+    #[test]
+    fn the_artifact_limit_is_one_size_or_one_for_each_artifact_and_run() {
+        let limit =
+            |toml: &str| Config::from_toml(toml, "f.toml", Path::new(".")).map(|c| c.server.artifact_limit);
+        assert_eq!(limit("").unwrap(), ArtifactLimit { artifact: 4 << 30, run: 16 << 30 });
+        assert_eq!(
+            limit("[server]\nartifact_limit = \"1GiB\"\n").unwrap(),
+            ArtifactLimit { artifact: 1 << 30, run: 1 << 30 }
+        );
+        assert_eq!(
+            limit("[server]\nartifact_limit = { artifact = \"1MiB\", run = 3145728 }\n").unwrap(),
+            ArtifactLimit { artifact: 1 << 20, run: 3 << 20 }
+        );
+        assert_eq!(
+            limit("[server]\nartifact_limit = { run = \"20GiB\" }\n").unwrap(),
+            ArtifactLimit { artifact: 4 << 30, run: 20 << 30 }
+        );
+        for (toml, says) in [
+            ("[server]\nartifact_limit = \"huge\"\n", "`huge` is not a size"),
+            ("[server]\nartifact_limit = { job = \"1GiB\" }\n", "unknown key `job`"),
+            ("[server]\nartifact_limit = true\n", "not a size"),
+        ] {
+            let err = limit(toml).unwrap_err().to_string();
+            assert!(err.contains("artifact_limit") && err.contains(says), "{toml}: {err}");
+        }
     }
 
     #[test]

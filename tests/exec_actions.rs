@@ -518,3 +518,223 @@ jobs:
     assert!(other.outcome.artifacts.is_empty());
     assert_eq!(files_under(&store.path().join("results")), ["a.txt"]);
 }
+
+/// Names from the host are data: a newline, a leading dash, spaces, a backslash or a
+/// tab in a file name uploads that file under that name. Symbolic links are followed
+/// as GitHub's action follows them: a link to a file (inside the artifact or outside)
+/// uploads the file's content under the link's name, a link to a folder the folder's
+/// files, and a broken link is left out.
+#[tokio::test]
+async fn artifact_file_names_are_data_and_symbolic_links_upload_their_targets() {
+    let hosts = TestHosts::start(1);
+    let store = scratch();
+    let yaml = r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          mkdir -p out/sub /root/outside-dir
+          printf 'newline\n' > "out/a
+          b.txt"
+          printf 'dash\n' > out/-dash
+          printf 'space\n' > "out/with space"
+          printf 'backslash\n' > 'out/back\slash'
+          printf 'tab\n' > "$(printf 'out/tab\there')"
+          printf 'inside\n' > out/sub/target.txt
+          ln -s sub/target.txt out/link-in
+          printf 'outside\n' > /root/outside.txt
+          ln -s /root/outside.txt out/link-out
+          printf 'in a linked folder\n' > /root/outside-dir/f.txt
+          ln -s /root/outside-dir out/dirlink
+          ln -s /nowhere out/dangling
+      - uses: actions/upload-artifact@v4
+        with: {name: odd, path: out/}
+"###;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let ran = run(definition(yaml, None, sha, Some(store.path().into())), &hosts).await;
+    let log = &ran.log;
+    assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
+    assert!(ran.outcome.infra.is_none());
+    let odd = store.path().join("odd");
+    assert_eq!(
+        files_under(&odd),
+        [
+            "-dash",
+            "a\nb.txt",
+            "back\\slash",
+            "dirlink/f.txt",
+            "link-in",
+            "link-out",
+            "sub/target.txt",
+            "tab\there",
+            "with space"
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(odd.join(name)).unwrap();
+    assert_eq!(read("a\nb.txt"), "newline\n");
+    assert_eq!(read("-dash"), "dash\n");
+    assert_eq!(read("back\\slash"), "backslash\n");
+    assert_eq!(read("link-in"), "inside\n");
+    assert_eq!(read("link-out"), "outside\n");
+    assert_eq!(read("dirlink/f.txt"), "in a linked folder\n");
+    assert!(!std::fs::symlink_metadata(odd.join("link-out")).unwrap().file_type().is_symlink());
+    assert!(
+        log.contains("Skipped the broken symbolic link /root/metalfarm-work/qemu/qemu/out/dangling"),
+        "{log}"
+    );
+}
+
+/// A file that cannot be uploaded (a FIFO, a name that is not UTF-8, a link to a file
+/// of /proc, whose reading may never end) fails the step with an error naming it; the
+/// job goes on on its host, and nothing of the artifact is kept.
+#[tokio::test]
+async fn a_file_that_cannot_be_uploaded_is_a_step_error_naming_it() {
+    let hosts = TestHosts::start(1);
+    let store = scratch();
+    let yaml = r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          mkdir -p fifo bytes kernel
+          echo fine > fifo/a.txt
+          mkfifo fifo/pipe
+          echo fine > bytes/a.txt
+          echo bad > "bytes/$(printf 'bad\377name')"
+          ln -s /proc/version kernel/version
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: fifo, path: fifo/}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: kernel, path: kernel/}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: bytes, path: bytes/}
+      - run: echo "still on the host"
+"###;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let ran = run(definition(yaml, None, sha, Some(store.path().into())), &hosts).await;
+    let log = &ran.log;
+    assert!(ran.outcome.infra.is_none(), "{:?}\n{log}", ran.outcome.infra);
+    assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
+    assert_eq!(
+        (ran.step(2), ran.step(3), ran.step(4)),
+        (Conclusion::Failure, Conclusion::Failure, Conclusion::Failure)
+    );
+    assert!(log.contains("still on the host"), "{log}");
+    let errors: Vec<&str> = ran.outcome.annotations.iter().map(|a| a.message.as_str()).collect();
+    assert!(
+        errors.iter().any(|m| m
+            .contains("cannot upload /root/metalfarm-work/qemu/qemu/fifo/pipe: it is not a regular file")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains(
+            "cannot upload /root/metalfarm-work/qemu/qemu/bytes/bad\\xffname: its name is not UTF-8"
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains(
+            "cannot upload /root/metalfarm-work/qemu/qemu/kernel/version: it is a file of the kernel"
+        )),
+        "{errors:?}"
+    );
+    assert!(ran.outcome.artifacts.is_empty());
+    assert!(
+        files_under(store.path()).iter().all(|f| f.starts_with(".owner-")),
+        "{:?}",
+        files_under(store.path())
+    );
+}
+
+/// The farm's own disk full is the farm's failure: the step fails saying so, the job
+/// is not retried elsewhere (the host is fine), and half an artifact is not kept.
+#[tokio::test]
+async fn the_farms_full_disk_is_the_farms_failure() {
+    let hosts = TestHosts::start(1);
+    let store = scratch();
+    let tiny = common::TinyDisk::mount(store.path());
+    let yaml = r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: mkdir -p out && head -c 1048576 /dev/zero > out/big.bin
+      - uses: actions/upload-artifact@v4
+        with: {name: big, path: out/}
+      - if: always()
+        run: echo "still on the host"
+"###;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let ran = run(definition(yaml, None, sha, Some(store.path().into())), &hosts).await;
+    let log = &ran.log;
+    assert!(ran.outcome.infra.is_none(), "{:?}\n{log}", ran.outcome.infra);
+    assert_eq!(ran.outcome.conclusion, Conclusion::Failure, "log:\n{log}");
+    assert_eq!(ran.step(2), Conclusion::Failure);
+    let farm = ran.outcome.farm_failure.as_deref().expect("the farm's failure");
+    assert!(farm.starts_with("The farm could not store artifact `big`: "), "{farm}");
+    assert!(farm.contains("the farm's failure, not the job's or the host's"), "{farm}");
+    assert!(log.contains("still on the host"), "{log}");
+    assert!(!store.path().join("big").exists(), "half an artifact is not kept");
+    drop(tiny);
+}
+
+/// `[server] artifact_limit`: an artifact larger than the limit per artifact, or one
+/// that would take the run's artifacts past the limit per run, fails its step saying
+/// which, and is not kept.
+#[tokio::test]
+async fn artifacts_are_limited_per_artifact_and_per_run() {
+    let hosts = TestHosts::start(1);
+    let store = scratch();
+    let yaml = r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          head -c 800 /dev/zero > a.bin
+          head -c 1200 /dev/zero > b.bin
+          head -c 600 /dev/zero > c.bin
+      - uses: actions/upload-artifact@v4
+        with: {name: first, path: a.bin}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: too-big, path: b.bin}
+      - uses: actions/upload-artifact@v4
+        with: {name: second, path: c.bin}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: third, path: c.bin}
+"###;
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let mut definition = definition(yaml, None, sha, Some(store.path().into()));
+    definition.artifact_limit = metalfarm::config::ArtifactLimit { artifact: 1000, run: 1500 };
+    let ran = run(definition, &hosts).await;
+    let log = &ran.log;
+    assert_eq!(ran.outcome.artifacts, ["first", "second"], "log:\n{log}");
+    assert_eq!((ran.step(3), ran.step(5)), (Conclusion::Failure, Conclusion::Failure));
+    let errors: Vec<&str> = ran.outcome.annotations.iter().map(|a| a.message.as_str()).collect();
+    assert!(
+        errors.iter().any(|m| {
+            m.contains(
+            "artifact `too-big` would hold 1200 bytes, more than the farm's limit of 1000 bytes per artifact \
+             (`[server] artifact_limit`)"
+        )
+        }),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|m| m.contains("artifact `third` (600 bytes) would bring the run's artifacts to")
+            && m.contains("more than the farm's limit of 1500 bytes per run")),
+        "{errors:?}"
+    );
+    assert!(!store.path().join("too-big").exists() && !store.path().join("third").exists());
+}

@@ -1,7 +1,8 @@
 //! The job runner on real OpenSSH test hosts, without a server: steps as GitHub's
 //! runner runs them — environment layers and the file commands, outputs, `if` and the
 //! status functions, continue-on-error, timeouts that kill the whole process tree,
-//! cancellation, masking, annotations, reboots — and a host that dies mid-step.
+//! cancellation, masking, annotations, reboots — and a host that dies mid-step; a step
+//! ends when its shell exits, and the job's end kills every process it started.
 
 mod common;
 
@@ -419,6 +420,8 @@ jobs:
         ran.outcome.infra.as_ref().unwrap_or_else(|| panic!("an infrastructure failure; log:\n{log}"));
     assert!(failure.reason.contains("host-1"), "{}", failure.reason);
     assert!(log.contains("Infrastructure failure"), "{log}");
+    // The step cut short is completed as failed, not left in progress.
+    assert_eq!(ran.output(1), Conclusion::Failure);
 }
 
 #[tokio::test]
@@ -505,6 +508,103 @@ async fn a_step_that_never_stops_printing_still_times_out() {
     assert_eq!(ran.outcome.conclusion, Conclusion::Failure);
     assert!(ran.log.iter().any(|l| l == "line 1"), "the step's output was logged");
     assert!(ran.log.iter().any(|l| l == "cleanup ran"), "the always() step ran");
+}
+
+/// No process a job started outlives it, however it detached, and its `_temp` is gone.
+fn assert_the_job_left_nothing(hosts: &TestHosts, log: &str) {
+    let sleepers = hosts.host(0).run("pgrep -a sleep");
+    assert!(
+        !sleepers.status.success(),
+        "the job's processes outlived it: {}\nlog:\n{log}",
+        String::from_utf8_lossy(&sleepers.stdout)
+    );
+    let temp = hosts.host(0).run("ls -A /root/metalfarm-work/_temp");
+    assert!(!temp.status.success(), "the job's _temp is left: {}", String::from_utf8_lossy(&temp.stdout));
+    assert!(
+        hosts.host(0).run("test -d /root/metalfarm-work/qemu/qemu").status.success(),
+        "the workspace stays"
+    );
+}
+
+/// GitHub's rule: a step ends when its shell exits, though a background child still
+/// holds its output, and its file commands are read as usual. At the end of the job
+/// every process it started is killed — one in its own session (`setsid`) too, and
+/// one whose step set `RUNNER_TRACKING_ID` in its `env` — and `_temp` (the wrapper
+/// scripts hold secrets) is wiped.
+#[tokio::test]
+async fn a_step_ends_with_its_shell_and_the_job_ends_what_it_left() {
+    let hosts = TestHosts::start(1);
+    let ran = run(
+        r###"
+on: push
+jobs:
+  test:
+    runs-on: self-hosted
+    steps:
+      - id: holder
+        run: |
+          (sleep 30; echo late) &
+          echo "started=yes" >> "$GITHUB_OUTPUT"
+          echo started
+      - env:
+          RUNNER_TRACKING_ID: ""
+        run: |
+          setsid sleep 300 &
+          nohup sleep 301 > /dev/null 2>&1 &
+          echo "tracked as $RUNNER_TRACKING_ID"
+      - run: echo "output ${{ steps.holder.outputs.started }}"
+"###,
+        &hosts,
+    )
+    .await;
+    let log = ran.log_text();
+    assert_eq!(ran.outcome.conclusion, Conclusion::Success, "log:\n{log}");
+    let holder = &ran.outcome.steps[0];
+    assert!(
+        holder.duration < Duration::from_secs(10),
+        "the step lasted {:?}: it waited for its child",
+        holder.duration
+    );
+    assert!(ran.log.iter().any(|l| l == "started"), "{log}");
+    assert!(ran.log.iter().any(|l| l == "output yes"), "the step's outputs were read: {log}");
+    assert!(ran.log.iter().any(|l| l.starts_with("tracked as metalfarm_")), "{log}");
+    assert!(!ran.log.iter().any(|l| l == "late"), "{log}");
+    assert!(ran.log.iter().any(|l| l == "Cleaning up orphan processes"), "{log}");
+    let terminated = ran.log.iter().filter(|l| l.starts_with("Terminate orphan process: pid (")).count();
+    assert!(terminated >= 4, "the subshell and three sleeps: {log}");
+    assert_the_job_left_nothing(&hosts, &log);
+}
+
+/// The same end after a failed job and after a cancelled one.
+#[tokio::test]
+async fn a_failed_or_cancelled_job_leaves_no_process_and_no_temp() {
+    let hosts = TestHosts::start(1);
+    let failed = run(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    steps:\n      \
+         - run: setsid sleep 300 & exit 3\n",
+        &hosts,
+    )
+    .await;
+    assert_eq!(failed.outcome.conclusion, Conclusion::Failure, "log:\n{}", failed.log_text());
+    assert_the_job_left_nothing(&hosts, &failed.log_text());
+
+    let cancel = CancellationToken::new();
+    let stopper = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            cancel.cancel();
+        })
+    };
+    let definition = definition(
+        "on: push\njobs:\n  test:\n    runs-on: self-hosted\n    steps:\n      \
+         - run: |\n          setsid sleep 300 &\n          sleep 600\n",
+        "test",
+    );
+    let cancelled = run_with(definition, target(&hosts, hosts.host(0)), cancel).await;
+    stopper.await.unwrap();
+    assert_eq!(cancelled.outcome.conclusion, Conclusion::Cancelled, "log:\n{}", cancelled.log_text());
+    assert_the_job_left_nothing(&hosts, &cancelled.log_text());
 }
 
 /// A line over the 1 MiB cut is logged in pieces; a secret around the cut is still

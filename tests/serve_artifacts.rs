@@ -1,11 +1,12 @@
 //! Artifacts reach the user: a job on a real `metalfarm serve` and a real OpenSSH test
 //! host uploads with `actions/upload-artifact`; the run's artifacts are listed and their
-//! files served under `/api/v1/runs/{id}/artifacts`, and the check run links them.
+//! files served under `/api/v1/runs/{id}/artifacts`, and the check run links them. Odd
+//! file names, a file that cannot be uploaded and the farm's own full disk fail no host.
 
 mod common;
 
-use common::farm::{app_key_pair, deliver, example_payload, get, FarmServer};
-use common::forge::TestForge;
+use common::farm::{app_key_pair, get, host_json, push_master, FarmServer};
+use common::forge::{ForgeCheckRun, TestForge};
 use common::lab::lab_toml;
 use common::testhost::TestHosts;
 use serde_json::{json, Value};
@@ -25,31 +26,37 @@ jobs:
         with: {name: test-results, path: out/}
 "###;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
-    let hosts = TestHosts::start(1);
+/// A farm reporting to the test forge, with the repository's workflows in
+/// `workflows/` and the one test host as `kvm-a`.
+async fn farm(hosts: &TestHosts) -> (FarmServer, TestForge) {
     let (private, public) = app_key_pair();
     let forge = TestForge::start(public).await;
     let config = format!(
         "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(&hosts, &[("kvm-a", &["kvm"])])
+        lab_toml(hosts, &[("kvm-a", &["kvm"])])
     );
-    let server = FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config);
-    server.write("workflows/artifacts.yml", UPLOADING);
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(&server, "push", "d-artifacts", payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    (FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config), forge)
+}
+
+/// Pushes to master and waits until the check run `name` completed: it, and its job
+/// as `GET /api/v1/jobs/{id}` shows it.
+async fn push_and_finish(server: &FarmServer, forge: &TestForge, name: &str) -> (ForgeCheckRun, Value) {
+    push_master(server, "d-push").await;
     forge
-        .wait_for("the job completed", |runs| {
-            runs.iter().any(|r| r.name == "Artifacts / build" && r.status == "completed")
-        })
+        .wait_for("the job completed", |runs| runs.iter().any(|r| r.name == name && r.status == "completed"))
         .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == "Artifacts / build").unwrap();
+    let check = forge.check_runs().into_iter().find(|r| r.name == name).unwrap();
+    let job = get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await;
+    (check, serde_json::from_str(&job.body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
+    let hosts = TestHosts::start(1);
+    let (server, forge) = farm(&hosts).await;
+    server.write("workflows/artifacts.yml", UPLOADING);
+    let (check, job) = push_and_finish(&server, &forge, "Artifacts / build").await;
     assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
-    let job: Value =
-        serde_json::from_str(&get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await.body)
-            .unwrap();
     let run = job["run_id"].as_i64().expect("the job's run");
 
     let link = format!("https://farm.example.com/api/v1/runs/{run}/artifacts/test-results");
@@ -87,4 +94,67 @@ async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
     // are its own all the same; and its log, a pipe here, has no colour codes.
     common::farm::assert_private(&server.dir.path().join("data"));
     assert!(server.log_lines().iter().all(|l| !l.contains('\u{1b}')), "colour codes in the server's log");
+}
+
+const HOSTILE: &str = r###"
+name: Hostile
+on: push
+jobs:
+  build:
+    runs-on: [self-hosted, kvm]
+    steps:
+      - run: |
+          mkdir -p out pipe big
+          printf 'data\n' > "out/a
+          b.txt"
+          mkfifo pipe/fifo
+          head -c 1048576 /dev/zero > big/big.bin
+      - uses: actions/upload-artifact@v4
+        with: {name: odd, path: out/}
+      - continue-on-error: true
+        uses: actions/upload-artifact@v4
+        with: {name: pipe, path: pipe/}
+      - uses: actions/upload-artifact@v4
+        with: {name: big, path: big/}
+"###;
+
+/// The attacks of issue 11 on a real server: a file named with a newline is uploaded
+/// as data, a FIFO is the step's error, and the farm's own full disk (its artifact
+/// folder on a 64 KiB file system) is the farm's failure. None of them sends the host
+/// to repair or retries the job, and no step is left `in_progress`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
+    let hosts = TestHosts::start(1);
+    let (server, forge) = farm(&hosts).await;
+    let artifacts = server.dir.path().join("data/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let _tiny = common::TinyDisk::mount(&artifacts);
+    server.write("workflows/hostile.yml", HOSTILE);
+    let (check, job) = push_and_finish(&server, &forge, "Hostile / build").await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    assert!(check.title.starts_with("Farm failure at step 4"), "{check:#?}");
+    assert!(
+        check.summary.contains("The farm failed the job:** The farm could not store artifact `big`"),
+        "{}",
+        check.summary
+    );
+    let messages: Vec<String> =
+        check.annotations.iter().map(|a| a["message"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(messages.iter().any(|m| m.contains("pipe/fifo: it is not a regular file")), "{messages:?}");
+
+    let host = host_json(&server, "kvm-a").await;
+    assert_eq!(host["state"], "ready", "the host failed nothing: {host:#}");
+    let steps = job["steps"].as_array().expect("the job's steps");
+    assert_eq!(steps.len(), 4, "{job:#}");
+    for step in steps {
+        assert_eq!(step["status"], "completed", "{step:#}");
+    }
+    let run = job["run_id"].as_i64().expect("the job's run");
+    let listed = get(&server.url(&format!("/api/v1/runs/{run}/artifacts/odd"))).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let odd: Value = serde_json::from_str(&listed.body).unwrap();
+    assert_eq!(odd["files"], json!([{"path": "a\nb.txt", "size": 5}]), "{odd:#}");
+    let file = get(&server.url(&format!("/api/v1/runs/{run}/artifacts/odd/a%0Ab.txt"))).await;
+    assert_eq!((file.status, file.body.as_str()), (200, "data\n"));
+    assert_eq!(get(&server.url(&format!("/api/v1/runs/{run}/artifacts/big"))).await.status, 404);
 }

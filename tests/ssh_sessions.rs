@@ -123,7 +123,9 @@ use std::time::Instant;
 
 use common::testhost::TestHost;
 use metalfarm::exec::keys;
-use metalfarm::exec::ssh::{ExecEvent, ExitStatus, HostKeyPolicy, Session, SshError, SshOptions};
+use metalfarm::exec::ssh::{
+    DownloadError, ExecEvent, ExitStatus, HostKeyPolicy, Session, SshError, SshOptions,
+};
 
 fn options(hosts: &TestHosts) -> SshOptions {
     let key = keys::load_or_generate_farm_key(hosts.farm_key_path()).expect("the harness's farm key");
@@ -313,13 +315,21 @@ async fn files_over_sftp() {
     // A download bigger than any one read, streamed to a local file.
     stdout(&host.run("mkdir -p /tmp/out/sub && head -c 3000000 /dev/urandom > /tmp/out/big && echo hi > /tmp/out/sub/small && ln -s big /tmp/out/link && ln -s sub /tmp/out/dirlink"));
     let local = tempfile::tempdir().unwrap();
-    let copied = session.download("/tmp/out/big", &local.path().join("big")).await.unwrap();
+    let copied = session.download("/tmp/out/big", &local.path().join("big"), u64::MAX).await.unwrap();
     assert_eq!(copied, 3_000_000);
     let expected = stdout(&host.run("sha256sum /tmp/out/big | cut -d' ' -f1"));
     let got = std::process::Command::new("sha256sum").arg(local.path().join("big")).output().unwrap();
     assert!(String::from_utf8_lossy(&got.stdout).starts_with(&expected));
-    let err = session.download("/tmp/out/none", &local.path().join("none")).await.unwrap_err();
-    assert!(matches!(err, SshError::NotFound { .. }), "{err:?}");
+    let err = session.download("/tmp/out/none", &local.path().join("none"), u64::MAX).await.unwrap_err();
+    assert!(matches!(err, DownloadError::Remote(SshError::NotFound { .. })), "{err:?}");
+    let err = session.download("/tmp/out/big", &local.path().join("cut"), 2_999_999).await.unwrap_err();
+    assert!(matches!(&err, DownloadError::TooLarge { at_most: 2_999_999, .. }), "{err:?}");
+    // This side's disk full is told apart from the host's file.
+    let full = tempfile::tempdir().unwrap();
+    let tiny = common::TinyDisk::mount(full.path());
+    let err = session.download("/tmp/out/big", &full.path().join("big"), u64::MAX).await;
+    drop(tiny);
+    assert!(matches!(&err, Err(DownloadError::Local { .. })), "{err:?}");
 
     let stat = session.stat("/tmp/out/sub").await.unwrap();
     assert!(stat.is_dir);

@@ -7,9 +7,9 @@ use tokio::time::Instant;
 
 use super::commands::{Annotation, AnnotationLevel};
 use super::host::process_command;
-use super::job::{infra, Conclusion, JobRun, StepError};
+use super::job::{ssh_failure, Conclusion, JobRun, StepError};
 use super::shell::shell_quote;
-use super::ssh::SshError;
+use super::ssh::{DownloadError, SshError};
 use crate::workflow::filters::Pattern;
 
 /// A built-in action.
@@ -51,7 +51,7 @@ pub(super) async fn reboot(
     let command = "nohup sh -c 'sleep 1; reboot' >/dev/null 2>&1 &";
     match run.host().session().output(command).await {
         Ok(_) | Err(SshError::Lost { .. }) => {}
-        Err(err) => return Err(infra(err)),
+        Err(err) => return Err(ssh_failure(err)),
     }
     let mut host = run.host.take().expect("the host is open while steps run");
     let back = host.reconnect(until.saturating_duration_since(Instant::now()), Some(&old_boot)).await;
@@ -244,7 +244,7 @@ pub(super) async fn checkout(
     }
     script.push_str("git log -1 --format='HEAD is now at %h %s'\n");
     let path = format!("{}/checkout-{number}.sh", run.dirs.temp);
-    run.host().session().write_file(&path, script.as_bytes(), 0o700).await.map_err(infra)?;
+    run.host().session().write_file(&path, script.as_bytes(), 0o700).await.map_err(ssh_failure)?;
     let pid_file = format!("{}/checkout-{number}.pid", run.dirs.temp);
     let command = process_command(&pid_file, &format!("sh {}", shell_quote(&path)));
     let end = run.run_streaming(&command, &pid_file, deadline).await?;
@@ -281,9 +281,12 @@ pub(super) async fn upload_artifact(
         .map(|p| Pattern::parse(&format!("!{}", absolute(&workspace, &p[1..]))))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StepError::Failed(format!("actions/upload-artifact: {e}")))?;
-    // The host's shell expands the patterns; `find` lists the files under each, each
-    // line tagged with its pattern's index.
+    // The host's shell expands the patterns; `find` lists what is under each (symbolic
+    // links followed, as GitHub's action follows them), one NUL-ended record per file:
+    // its pattern's index, its kind, its size and its path — names are data.
     let mut listing = format!("cd {} || exit 1\n", shell_quote(&workspace));
+    let kernel_files: Vec<String> = KERNEL_FILE_SYSTEMS.iter().map(|fs| format!("-fstype {fs}")).collect();
+    let kernel_files = kernel_files.join(" -o ");
     for (index, pattern) in includes.iter().enumerate() {
         // Globs are for the host's shell to expand; nothing else of the shell's is.
         if pattern.contains(['$', '`', '"', '\\', ';', '&', '|', '<', '>', '(', ')', '\'']) {
@@ -292,21 +295,48 @@ pub(super) async fn upload_artifact(
             )));
         }
         listing.push_str(&format!(
-            "for p in {pattern}; do [ -e \"$p\" ] && find \"$p\" -type f -exec printf '{index}\\t%s\\n' {{}} +; done\n"
+            "for p in {pattern}; do case $p in /*) ;; *) p=./$p ;; esac; [ -e \"$p\" ] && find -L \"$p\" \
+             \\( -type f \\( {kernel_files} \\) -printf '{index}\\tk\\t0\\t%p\\0' \\) \
+             -o \\( -type f -printf '{index}\\tf\\t%s\\t%p\\0' \\) -o \\( -type l -printf '{index}\\tl\\t0\\t%p\\0' \\) \
+             -o \\( ! -type d -printf '{index}\\to\\t0\\t%p\\0' \\); done\n"
         ));
     }
-    let out = run.host().session().output(&listing).await.map_err(infra)?;
-    let mut files: Vec<String> = Vec::new();
+    let out = run.host().session().output(&listing).await.map_err(ssh_failure)?;
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        run.log(&format!("##[warning]{line}"));
+    }
+    let mut files: Vec<ListedFile> = Vec::new();
     let mut found_by: Vec<Vec<String>> = vec![Vec::new(); includes.len()];
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some((index, path)) = line.split_once('\t') else { continue };
-        let (Ok(index), path) = (index.parse::<usize>(), absolute(&workspace, path)) else { continue };
-        if excludes.iter().any(|p| p.body_matches(&path)) || index >= includes.len() {
+    for record in out.stdout.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        let Some(listed) = ListedFile::parse(record, &workspace)? else { continue };
+        let Some(found) = found_by.get_mut(listed.pattern) else { continue };
+        if excludes.iter().any(|p| p.body_matches(&listed.path)) {
             continue;
         }
-        found_by[index].push(path.clone());
-        if !files.contains(&path) {
-            files.push(path);
+        match listed.kind {
+            b'f' => {}
+            // Left out, as GitHub's action leaves them out.
+            b'l' => {
+                run.log(&format!("Skipped the broken symbolic link {}", listed.path.escape_debug()));
+                continue;
+            }
+            b'k' => {
+                return Err(StepError::Failed(format!(
+                    "actions/upload-artifact: cannot upload {}: it is a file of the kernel (/proc, /sys), whose \
+                     reading may never end; copy what you need into a regular file first",
+                    listed.path.escape_debug()
+                )))
+            }
+            _ => {
+                return Err(StepError::Failed(format!(
+                    "actions/upload-artifact: cannot upload {}: it is not a regular file (a FIFO, socket or device)",
+                    listed.path.escape_debug()
+                )))
+            }
+        }
+        found.push(listed.path.clone());
+        if !files.iter().any(|f| f.path == listed.path) {
+            files.push(listed);
         }
     }
     if files.is_empty() {
@@ -331,22 +361,156 @@ pub(super) async fn upload_artifact(
         .collect();
     let root = common_ancestor(&roots);
     let target = store.join(&name);
-    claim_artifact(&store, &name, &owner_of(run), overwrite, run.artifacts.contains(&name))?;
-    let mut total = 0u64;
-    for remote in &files {
-        let relative = remote.strip_prefix(&root).unwrap_or(remote).trim_start_matches('/');
-        let local = target.join(relative);
-        if let Some(parent) = local.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StepError::Failed(format!("cannot store artifact `{name}`: {e}")))?;
-        }
-        total += run.host().session().download(remote, &local).await.map_err(infra)?;
+    let limit = run.definition.artifact_limit;
+    let size: u64 = files.iter().map(|f| f.size).sum();
+    if size > limit.artifact {
+        return Err(StepError::Failed(format!(
+            "actions/upload-artifact: artifact `{name}` would hold {size} bytes, more than the farm's limit of \
+             {} bytes per artifact (`[server] artifact_limit`)",
+            limit.artifact
+        )));
     }
+    // What the run keeps already, but for the artifact this upload replaces.
+    let kept = {
+        let (store, target) = (store.clone(), target.clone());
+        tokio::task::spawn_blocking(move || bytes_under(&store).saturating_sub(bytes_under(&target)))
+            .await
+            .unwrap_or(0)
+    };
+    if kept + size > limit.run {
+        return Err(StepError::Failed(format!(
+            "actions/upload-artifact: artifact `{name}` ({size} bytes) would bring the run's artifacts to {} bytes, \
+             more than the farm's limit of {} bytes per run (`[server] artifact_limit`)",
+            kept + size,
+            limit.run
+        )));
+    }
+    claim_artifact(&store, &name, &owner_of(run), overwrite, run.artifacts.contains(&name))?;
+    let allowed = limit.artifact.min(limit.run - kept);
+    let copied = copy_files(run, &files, &root, &target, &name, allowed).await;
+    let total = match copied {
+        Ok(total) => total,
+        Err(err) => {
+            // Half an artifact is none: nothing of it is kept.
+            let _ = std::fs::remove_dir_all(&target);
+            let _ = std::fs::remove_file(store.join(format!(".owner-{name}")));
+            return Err(err);
+        }
+    };
     run.log(&format!("Artifact `{name}`: {} file(s), {total} bytes", files.len()));
     if !run.artifacts.contains(&name) {
         run.artifacts.push(name);
     }
     Ok(Conclusion::Success)
+}
+
+/// File systems whose files the kernel makes up as they are read: some never end
+/// (`/proc/kmsg`, tracefs's `trace_pipe`) and would hold the host's SFTP server.
+const KERNEL_FILE_SYSTEMS: &[&str] =
+    &["proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup", "cgroup2", "pstore", "bpf"];
+
+/// One record of the host's listing for `actions/upload-artifact`.
+struct ListedFile {
+    /// The index of the pattern that found it.
+    pattern: usize,
+    /// `f` a file (or a symbolic link to one), `k` a file of a kernel file system, `l` a
+    /// broken symbolic link, `o` anything else but a folder.
+    kind: u8,
+    size: u64,
+    /// Absolute.
+    path: String,
+}
+
+impl ListedFile {
+    /// `INDEX \t KIND \t SIZE \t PATH`; a path that is not UTF-8 is a step error naming
+    /// it (SFTP paths are text), a malformed record none.
+    fn parse(record: &[u8], workspace: &str) -> Result<Option<ListedFile>, StepError> {
+        let mut fields = record.splitn(4, |b| *b == b'\t');
+        let (Some(index), Some(kind), Some(size), Some(path)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Ok(None);
+        };
+        let number = |field: &[u8]| std::str::from_utf8(field).ok().and_then(|t| t.parse::<u64>().ok());
+        let (Some(index), [kind], Some(size)) = (number(index), kind, number(size)) else { return Ok(None) };
+        let Ok(path) = std::str::from_utf8(path) else {
+            let shown = match path.strip_prefix(b"./") {
+                Some(relative) => format!("{workspace}/{}", shown_bytes(relative)),
+                None => shown_bytes(path),
+            };
+            return Err(StepError::Failed(format!(
+                "actions/upload-artifact: cannot upload {shown}: its name is not UTF-8"
+            )));
+        };
+        Ok(Some(ListedFile { pattern: index as usize, kind: *kind, size, path: absolute(workspace, path) }))
+    }
+}
+
+/// A name as bytes, readable: valid UTF-8 as text (control characters escaped), the
+/// rest as `\xNN`.
+fn shown_bytes(bytes: &[u8]) -> String {
+    let mut shown = String::new();
+    for chunk in bytes.utf8_chunks() {
+        shown.extend(chunk.valid().escape_debug());
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    shown
+}
+
+/// Copies `files` into the artifact folder `target`, by their path below `root`, at
+/// most `allowed` bytes in all. A file that cannot be read is the step's error, a
+/// file that cannot be written the farm's.
+async fn copy_files(
+    run: &JobRun<'_>,
+    files: &[ListedFile],
+    root: &str,
+    target: &std::path::Path,
+    name: &str,
+    allowed: u64,
+) -> Result<u64, StepError> {
+    let mut total = 0u64;
+    for file in files {
+        let relative = file.path.strip_prefix(root).unwrap_or(&file.path).trim_start_matches('/');
+        let local = target.join(relative);
+        if let Some(parent) = local.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| farm_cannot_store(name, &e))?;
+        }
+        let shown = file.path.escape_debug();
+        total += match run.host().session().download(&file.path, &local, allowed - total).await {
+            Ok(bytes) => bytes,
+            Err(DownloadError::Remote(err)) if err.is_infrastructure() => return Err(ssh_failure(err)),
+            Err(DownloadError::Remote(err)) => {
+                return Err(StepError::Failed(format!("actions/upload-artifact: cannot read {shown}: {err}")))
+            }
+            Err(DownloadError::Local { source, .. }) => return Err(farm_cannot_store(name, &source)),
+            Err(DownloadError::TooLarge { .. }) => {
+                return Err(StepError::Failed(format!(
+                "actions/upload-artifact: {shown} grew while it was uploaded: artifact `{name}` would pass \
+                     the farm's limit (`[server] artifact_limit`)"
+            )))
+            }
+        };
+    }
+    Ok(total)
+}
+
+/// The farm's own disk refused an artifact.
+fn farm_cannot_store(name: &str, err: &std::io::Error) -> StepError {
+    StepError::Farm(format!(
+        "The farm could not store artifact `{name}`: {err}. This is the farm's failure, not the job's or the host's."
+    ))
+}
+
+/// The bytes of the files under `path` (none when it does not exist).
+fn bytes_under(path: &std::path::Path) -> u64 {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else { return 0 };
+    if !metadata.is_dir() {
+        return metadata.len();
+    }
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries.flatten().map(|entry| bytes_under(&entry.path())).sum()
 }
 
 /// Which job of the run uploads: its id and matrix combination, the same when the farm
@@ -367,7 +531,7 @@ fn claim_artifact(
     overwrite: bool,
     uploaded_by_this_run: bool,
 ) -> Result<(), StepError> {
-    let fail = |e: std::io::Error| StepError::Failed(format!("cannot store artifact `{name}`: {e}"));
+    let fail = |e: std::io::Error| farm_cannot_store(name, &e);
     let target = store.join(name);
     let owner_file = store.join(format!(".owner-{name}"));
     if target.exists() {

@@ -7,7 +7,7 @@
 use indexmap::IndexMap;
 use tokio::time::Instant;
 
-use super::job::{error_annotation, infra, Conclusion, JobRun, StepEnd, StepError};
+use super::job::{error_annotation, ssh_failure, Conclusion, JobRun, StepEnd, StepError};
 use super::ssh::SshError;
 use crate::workflow::expr::{JobStatus, Value};
 use crate::workflow::load::action_steps;
@@ -139,7 +139,7 @@ async fn read_action_file(run: &JobRun<'_>, uses: &str, dir: &str) -> Result<(St
         match run.host().session().read_file(&format!("{dir}/{name}")).await {
             Ok(bytes) => return Ok((name.to_owned(), String::from_utf8_lossy(&bytes).into_owned())),
             Err(SshError::NotFound { .. }) => {}
-            Err(err) => return Err(infra(err)),
+            Err(err) => return Err(ssh_failure(err)),
         }
     }
     Err(StepError::Failed(format!(

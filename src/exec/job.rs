@@ -22,10 +22,12 @@ use super::commands::{Annotation, AnnotationLevel};
 use super::composite::{self, ActionScope};
 use super::envfiles;
 use super::host::{process_command, HostSession, HostTarget, InfraFailure, ProcessEnd};
+use super::job_processes::{JobProcesses, TRACKING_VARIABLE};
 use super::mask::Masker;
 use super::output::OutputFilter;
 use super::shell::{shell_quote, Shell};
 use super::ssh::{ExecEvent, SshError};
+use crate::config::ArtifactLimit;
 use crate::workflow::event::{Event, RunInfo};
 use crate::workflow::expr::{
     Allowed, EvalContext, Expr, JobStatus, Template, Value, HASH_FILES, STATUS_FUNCTIONS,
@@ -34,6 +36,8 @@ use crate::workflow::model::{Env, Job, RunDefaults, Step, Workflow};
 
 /// GitHub's default job timeout: 360 minutes.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(360 * 60);
+/// How long ending the job's processes on its host may take.
+const END_PROCESSES_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything a job needs besides its host.
 #[derive(Clone)]
@@ -52,6 +56,8 @@ pub struct JobDefinition {
     pub checkout: Option<CheckoutSource>,
     /// Where `actions/upload-artifact` puts files, on the controller.
     pub artifacts_dir: Option<PathBuf>,
+    /// How much `actions/upload-artifact` may put there.
+    pub artifact_limit: ArtifactLimit,
     /// How `metalfarm/provision` reinstalls the host; none outside a farm with a
     /// provisioner (`[cobbler]`).
     pub provisioning: Option<crate::provision::HostProvisioning>,
@@ -97,6 +103,7 @@ impl JobDefinition {
                 git_ref: event.git_ref().map(|r| r.full).unwrap_or_default(),
             }),
             artifacts_dir: None,
+            artifact_limit: ArtifactLimit::default(),
             provisioning: None,
         }
     }
@@ -194,6 +201,9 @@ pub struct JobOutcome {
     /// reinstall cut short by a cancellation or the job's timeout): the host must be
     /// repaired first. Not the host's fault: no failure is counted.
     pub host_unfit: Option<String>,
+    /// Set when the farm itself failed the job (it could not store an artifact: its
+    /// own disk full): neither the job's fault nor the host's, which stays in service.
+    pub farm_failure: Option<String>,
 }
 
 /// Runs the job `definition` describes on `target`; never fails: how it ended is in
@@ -230,6 +240,8 @@ pub async fn run_job(
         artifacts: Vec::new(),
         action: None,
         host_unfit: None,
+        farm_failure: None,
+        processes: JobProcesses::new(),
     };
     let result = run.run(target).await;
     run.finish(result).await
@@ -246,6 +258,7 @@ fn failed_before_start(reason: String) -> JobOutcome {
         host_key: None,
         artifacts: Vec::new(),
         host_unfit: None,
+        farm_failure: None,
     }
 }
 
@@ -288,6 +301,10 @@ pub(super) struct JobRun<'a> {
     /// Why the host can take no more steps (a reinstall cut short): the steps left are
     /// skipped and the host goes to repair after the job.
     pub(super) host_unfit: Option<String>,
+    /// The first failure of the farm's own (see [`JobOutcome::farm_failure`]).
+    farm_failure: Option<String>,
+    /// What the job started on its host, ended with the job.
+    processes: JobProcesses,
 }
 
 /// A step ended: how, and what it set.
@@ -354,9 +371,31 @@ impl<'a> JobRun<'a> {
             self.log(&format!("##[group]{name}"));
             let end = match self.run_step(step, number, deadline).await {
                 Ok(end) => end,
-                Err(StepError::Infra(failure)) => return Err(failure),
+                Err(StepError::Infra(failure)) => {
+                    // The job ends here; the step's state is final all the same.
+                    let failed = Conclusion::Failure;
+                    let duration = step_started.elapsed();
+                    let report = StepReport {
+                        number,
+                        name: name.clone(),
+                        outcome: failed,
+                        conclusion: failed,
+                        duration,
+                    };
+                    self.reports.push(report);
+                    let completed =
+                        RunnerEvent::StepCompleted { number, name, outcome: failed, conclusion: failed };
+                    let _ = self.events.send(completed).await;
+                    return Err(failure);
+                }
                 Err(StepError::Failed(message)) => {
                     self.filter.annotate(error_annotation(&message));
+                    StepEnd { outcome: Conclusion::Failure, outputs: IndexMap::new() }
+                }
+                Err(StepError::Farm(message)) => {
+                    tracing::error!(%message, "the farm failed the job");
+                    self.filter.annotate(error_annotation(&message));
+                    self.farm_failure.get_or_insert(message);
                     StepEnd { outcome: Conclusion::Failure, outputs: IndexMap::new() }
                 }
             };
@@ -432,6 +471,7 @@ impl<'a> JobRun<'a> {
     /// Ends the job: its conclusion, outputs and what the log and the forge see.
     async fn finish(mut self, result: Result<(), InfraFailure>) -> JobOutcome {
         let host_key = self.host.as_ref().map(|h| h.host_key.clone());
+        self.end_processes().await;
         if let Err(failure) = result {
             let reason = self.filter.masker.mask(&failure.reason).into_owned();
             self.log(&format!("##[error]Infrastructure failure: {reason}"));
@@ -446,6 +486,7 @@ impl<'a> JobRun<'a> {
                 host_key,
                 artifacts: std::mem::take(&mut self.artifacts),
                 host_unfit: None,
+                farm_failure: self.farm_failure.take(),
             };
         }
         let outputs = self.job_outputs();
@@ -470,6 +511,36 @@ impl<'a> JobRun<'a> {
             host_key,
             artifacts: std::mem::take(&mut self.artifacts),
             host_unfit: self.host_unfit.take(),
+            farm_failure: self.farm_failure.take(),
+        }
+    }
+
+    /// Kills what the job left running on its host and wipes its `_temp`, as GitHub's
+    /// runner does at the end of a job ("Cleaning up orphan processes"). Nothing to do
+    /// when the host is gone.
+    async fn end_processes(&mut self) {
+        let Some(host) = self.host.as_ref().filter(|h| !h.session().is_closed()) else { return };
+        let ending = self.processes.end(host.session(), &self.dirs.temp);
+        match tokio::time::timeout(END_PROCESSES_TIMEOUT, ending).await {
+            Ok(Ok(orphans)) => {
+                if !orphans.is_empty() {
+                    self.log("Cleaning up orphan processes");
+                }
+                for orphan in orphans {
+                    self.log(&format!("Terminate orphan process: pid ({}) ({})", orphan.pid, orphan.name));
+                }
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "cannot end the job's processes");
+                self.log(&format!("##[warning]Cannot end the job's processes on the host: {err}"));
+            }
+            Err(_) => {
+                let seconds = END_PROCESSES_TIMEOUT.as_secs();
+                tracing::warn!("ending the job's processes took more than {seconds} s");
+                self.log(&format!(
+                    "##[warning]Ending the job's processes on the host took more than {seconds} s"
+                ));
+            }
         }
     }
 
@@ -792,7 +863,11 @@ impl<'a> JobRun<'a> {
         self.log("##[endgroup]");
         self.flush().await;
         let contents = shell.script_contents(script);
-        self.host().session().write_file(&script_path, contents.as_bytes(), 0o700).await.map_err(infra)?;
+        self.host()
+            .session()
+            .write_file(&script_path, contents.as_bytes(), 0o700)
+            .await
+            .map_err(ssh_failure)?;
 
         let files = FileCommands::of_step(&self.dirs, number);
         let workdir = match working_directory {
@@ -804,7 +879,11 @@ impl<'a> JobRun<'a> {
         let wrapper =
             wrapper_script(&files, &workdir, &process_env, &self.path, &shell.command_line(&script_path));
         let wrapper_path = format!("{}/step-{number}.wrapper.sh", self.dirs.temp);
-        self.host().session().write_file(&wrapper_path, wrapper.as_bytes(), 0o700).await.map_err(infra)?;
+        self.host()
+            .session()
+            .write_file(&wrapper_path, wrapper.as_bytes(), 0o700)
+            .await
+            .map_err(ssh_failure)?;
         let pid_file = format!("{}/step-{number}.pid", self.dirs.temp);
         let command = process_command(&pid_file, &format!("sh {}", shell_quote(&wrapper_path)));
 
@@ -870,6 +949,8 @@ impl<'a> JobRun<'a> {
         deadline: Instant,
     ) -> Result<ProcessEnd, StepError> {
         let host = self.host.take().expect("the host is open while steps run");
+        let command = self.processes.tracked(command);
+        let command = command.as_str();
         let events = self.events.clone();
         // A step that runs after the job was cancelled (`always()`, `cancelled()`) runs
         // to its end, as on GitHub; only its timeout stops it.
@@ -953,6 +1034,8 @@ impl<'a> JobRun<'a> {
         for (k, v) in env {
             vars.insert(k.clone(), v.clone());
         }
+        // Last: the workflow's env cannot take a process out of the job's.
+        vars.insert(TRACKING_VARIABLE.to_owned(), self.processes.tracking_id().to_owned());
         vars
     }
 
@@ -995,7 +1078,7 @@ impl<'a> JobRun<'a> {
         match self.host().session().read_file(path).await {
             Ok(bytes) => Ok(String::from_utf8_lossy(bytes.as_slice()).into_owned()),
             Err(SshError::NotFound { .. }) => Ok(String::new()),
-            Err(err) => Err(infra(err)),
+            Err(err) => Err(ssh_failure(err)),
         }
     }
 
@@ -1045,12 +1128,23 @@ impl<'a> JobRun<'a> {
 pub(super) enum StepError {
     /// The host's fault: the job ends and is retried elsewhere.
     Infra(InfraFailure),
-    /// The step's own fault (a bad expression, an unknown action): the step fails.
+    /// The step's own fault (a bad expression, an unknown action, a file it named
+    /// that cannot be read): the step fails.
     Failed(String),
+    /// The farm's own fault (its disk full): the step fails saying so; the host stays
+    /// in service.
+    Farm(String),
 }
 
-pub(super) fn infra(err: SshError) -> StepError {
-    StepError::Infra(err.into())
+/// What a failed SSH request means for the step: the host's failure when
+/// [`SshError::is_infrastructure`] says so, else the step's own (a file it removed or
+/// made unreadable must not send the host to repair).
+pub(super) fn ssh_failure(err: SshError) -> StepError {
+    if err.is_infrastructure() {
+        StepError::Infra(err.into())
+    } else {
+        StepError::Failed(err.to_string())
+    }
 }
 
 /// The `github` context keys that become `GITHUB_<KEY>` variables.

@@ -11,6 +11,7 @@
 //! - [`host`]: a job's session on its host; a process in its own group, killed whole.
 //! - [`output`]: a step's output to log lines: commands taken out, secrets masked.
 //! - [`job`]: runs a job's steps as GitHub's runner does.
+//! - [`job_processes`]: the processes a job starts on its host, killed when it ends.
 //! - [`actions`]: the built-in actions (`actions/checkout`, `actions/upload-artifact`, `metalfarm/reboot`).
 //! - [`composite`]: local composite actions (`uses: ./path`), run as steps of the job.
 
@@ -21,6 +22,7 @@ pub mod envfiles;
 pub mod hash_files;
 pub mod host;
 pub mod job;
+pub mod job_processes;
 pub mod keys;
 pub mod lines;
 pub mod mask;

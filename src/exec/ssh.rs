@@ -9,7 +9,7 @@
 //! elsewhere) from a job's own failure.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +121,21 @@ impl SshError {
             | SshError::Protocol { address, .. } => address,
         }
     }
+}
+
+/// Why [`Session::download`] failed: on the host's side, or on this one.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// Reading the host's file failed; [`SshError::is_infrastructure`] says whose fault it is.
+    #[error(transparent)]
+    Remote(#[from] SshError),
+    /// The local copy could not be written (this machine's disk is full): neither the
+    /// host's fault nor the file's.
+    #[error("writing the local copy {}: {source}", path.display())]
+    Local { path: PathBuf, source: std::io::Error },
+    /// The file holds more than the bytes allowed.
+    #[error("{remote} holds more than {at_most} bytes")]
+    TooLarge { remote: String, at_most: u64 },
 }
 
 /// How a command ended: its exit code, or the signal that killed it (`KILL`, `TERM`,
@@ -334,7 +349,14 @@ impl Session {
     pub async fn exec(&self, command: &str) -> Result<Execution, SshError> {
         let channel = self.handle.channel_open_session().await.map_err(|e| self.channel_error(e))?;
         channel.exec(true, command).await.map_err(|e| self.channel_error(e))?;
-        Ok(Execution { channel: Some(channel), address: self.address.clone(), status: None, ended: false })
+        Ok(Execution {
+            channel: Some(channel),
+            address: self.address.clone(),
+            status: None,
+            draining: None,
+            ended: false,
+            closed: false,
+        })
     }
 
     /// Runs `command` and collects its output.
@@ -380,11 +402,12 @@ impl Session {
     }
 
     /// Copies the file at `remote` to `local` (created or truncated) in chunks,
-    /// never holding it whole; returns the bytes copied.
-    pub async fn download(&self, remote: &str, local: &Path) -> Result<u64, SshError> {
+    /// never holding it whole, refusing past `at_most` bytes; returns the bytes copied.
+    pub async fn download(&self, remote: &str, local: &Path, at_most: u64) -> Result<u64, DownloadError> {
         let sftp = self.sftp().await?;
         let mut file = sftp.open(remote).await.map_err(|e| self.sftp_error(remote, e))?;
-        let mut out = tokio::fs::File::create(local).await.map_err(|e| self.local_error(local, e))?;
+        let local_error = |source| DownloadError::Local { path: local.to_owned(), source };
+        let mut out = tokio::fs::File::create(local).await.map_err(local_error)?;
         let mut buffer = vec![0u8; 256 * 1024];
         let mut copied = 0u64;
         loop {
@@ -392,10 +415,13 @@ impl Session {
             if n == 0 {
                 break;
             }
-            out.write_all(&buffer[..n]).await.map_err(|e| self.local_error(local, e))?;
+            if copied + n as u64 > at_most {
+                return Err(DownloadError::TooLarge { remote: remote.to_owned(), at_most });
+            }
+            out.write_all(&buffer[..n]).await.map_err(local_error)?;
             copied += n as u64;
         }
-        out.flush().await.map_err(|e| self.local_error(local, e))?;
+        out.flush().await.map_err(local_error)?;
         Ok(copied)
     }
 
@@ -514,14 +540,6 @@ impl Session {
         }
     }
 
-    fn local_error(&self, local: &Path, e: std::io::Error) -> SshError {
-        SshError::Sftp {
-            address: self.address.clone(),
-            path: local.display().to_string(),
-            message: format!("writing the local copy: {e}"),
-        }
-    }
-
     /// A write failed. OpenSSH's SFTP server reports a full disk as a bare
     /// "Failure", so the free space of the file's file system decides.
     async fn write_error(&self, sftp: &SftpSession, path: &str, wanted: u64, message: String) -> SshError {
@@ -539,6 +557,12 @@ impl Session {
     }
 }
 
+/// After the exit status, how long a pause in the output ends the command, and how
+/// long at most the runner waits for more (time spent waiting, not reading: a backlog
+/// held back by a slow reader is read whole).
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+
 /// A command running on its own channel. Dropping it before the exit closes the
 /// channel, but the command goes on running (without a terminal the host does not
 /// signal it) and OpenSSH counts it against `MaxSessions` (10 per connection by
@@ -548,13 +572,25 @@ pub struct Execution {
     channel: Option<russh::Channel<client::Msg>>,
     address: String,
     status: Option<ExitStatus>,
+    /// Since the exit status: how long the runner waited for more output.
+    draining: Option<Duration>,
+    /// `next` returned the exit (or an error): there is nothing more.
     ended: bool,
+    /// The host closed the channel.
+    closed: bool,
 }
 
 impl Execution {
-    /// The next chunk of output, or the exit once all output is in. After `Exit`
+    /// The next chunk of output, or the exit once the output is in. After `Exit`
     /// there is nothing more: calling again is an error. A connection that ends
     /// before an exit status is [`SshError::Lost`].
+    ///
+    /// The command ends when its own process exits, as GitHub's runner ends a step
+    /// when its shell exits: OpenSSH sends the exit status then, but closes the
+    /// channel only once every holder of the output pipe closed it — a background
+    /// child may hold it for hours. So after the exit status the output already on its
+    /// way is read until the channel closes, or output pauses for [`DRAIN_QUIET`], or
+    /// [`DRAIN_MAX`] of waiting passed; then the channel is closed from this side.
     pub async fn next(&mut self) -> Result<ExecEvent, SshError> {
         if self.ended {
             return Err(SshError::Protocol {
@@ -562,20 +598,37 @@ impl Execution {
                 message: "the command already ended".into(),
             });
         }
-        // OpenSSH may send the exit status before the last output: the command
-        // has ended only when the channel closes.
         let channel = self.channel.as_mut().expect("the channel is there until dropped");
         loop {
-            match channel.wait().await {
+            let message = match self.draining {
+                None => channel.wait().await,
+                Some(waited) => {
+                    let started = tokio::time::Instant::now();
+                    let budget = DRAIN_MAX.saturating_sub(waited).min(DRAIN_QUIET);
+                    let message = tokio::time::timeout(budget, channel.wait()).await;
+                    self.draining = Some(waited + started.elapsed());
+                    match message {
+                        Ok(message) => message,
+                        Err(_) => {
+                            self.ended = true;
+                            let status = self.status.take().expect("draining after the exit status");
+                            return Ok(ExecEvent::Exit(status));
+                        }
+                    }
+                }
+            };
+            match message {
                 Some(ChannelMsg::Data { data }) => return Ok(ExecEvent::Stdout(data.to_vec())),
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                     return Ok(ExecEvent::Stderr(data.to_vec()))
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     self.status = Some(ExitStatus { code: Some(exit_status), signal: None });
+                    self.draining = Some(Duration::ZERO);
                 }
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
                     self.status = Some(ExitStatus { code: None, signal: Some(signal_text(&signal_name)) });
+                    self.draining = Some(Duration::ZERO);
                 }
                 Some(ChannelMsg::Failure) => {
                     self.ended = true;
@@ -586,6 +639,7 @@ impl Execution {
                 }
                 Some(ChannelMsg::Close) | None => {
                     self.ended = true;
+                    self.closed = true;
                     return match self.status.take() {
                         Some(status) => Ok(ExecEvent::Exit(status)),
                         None => Err(SshError::Lost {
@@ -612,7 +666,7 @@ fn host_port(address: &str, port: u16) -> String {
 impl Drop for Execution {
     fn drop(&mut self) {
         let Some(channel) = self.channel.take() else { return };
-        if self.ended {
+        if self.closed {
             return;
         }
         // Closing is a message to the session's task; without a runtime (at exit)

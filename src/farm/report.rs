@@ -25,12 +25,22 @@ impl JobReport {
         let failed = outcome.steps.iter().find(|s| s.conclusion == Conclusion::Failure);
         let title = match (outcome.conclusion, failed) {
             (Conclusion::Success, _) => format!("Succeeded on {host}"),
+            (Conclusion::Failure, Some(step)) if outcome.farm_failure.is_some() => {
+                format!("Farm failure at step {}: {}", step.number, step.name)
+            }
             (Conclusion::Failure, Some(step)) => format!("Failed at step {}: {}", step.number, step.name),
             (Conclusion::Failure, None) => format!("Failed on {host}"),
             (Conclusion::Cancelled, _) => "Cancelled".to_owned(),
             (Conclusion::Skipped, _) => "Skipped".to_owned(),
         };
-        let mut summary = format!("Ran on host `{host}`.\n\n{}", steps_table(outcome));
+        let mut summary = format!("Ran on host `{host}`.\n\n");
+        if let Some(reason) = &outcome.farm_failure {
+            summary.push_str(&format!(
+                "**The farm failed the job:** {reason}\n\nThis is a failure of the farm itself, not of the job \
+                 or of `{host}`.\n\n"
+            ));
+        }
+        summary.push_str(&steps_table(outcome));
         if !outcome.artifacts.is_empty() {
             summary.push_str("\n**Artifacts:** ");
             let shown: Vec<String> = outcome

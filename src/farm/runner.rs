@@ -158,6 +158,7 @@ fn setup_failure(err: &RunError) -> JobOutcome {
         host_key: None,
         artifacts: Vec::new(),
         host_unfit: None,
+        farm_failure: None,
     }
 }
 
@@ -338,6 +339,7 @@ fn definition(farm: &Farm, job: &JobToRun, needed: &[NeededJob]) -> Result<JobDe
     checkout.sha = job.head_sha.clone();
     checkout.git_ref = job.git_ref.clone();
     definition.artifacts_dir = Some(artifacts_dir(farm, job.run_id));
+    definition.artifact_limit = farm.config.server.artifact_limit;
     Ok(definition)
 }
 

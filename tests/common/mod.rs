@@ -91,3 +91,21 @@ pub fn webhook_examples(event: &str) -> Vec<serde_json::Value> {
         .unwrap_or_else(|| panic!("no {event} examples in {}", index.display()));
     entry["examples"].as_array().cloned().unwrap_or_default()
 }
+
+/// A 64 KiB file system (tmpfs) mounted over a folder of this machine, unmounted on
+/// drop: a full disk on the farm's side.
+pub struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    pub fn mount(dir: &Path) -> TinyDisk {
+        let status = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(dir).status();
+        assert!(status.expect("mount").success(), "mount a tmpfs on {}", dir.display());
+        TinyDisk(dir.to_owned())
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
