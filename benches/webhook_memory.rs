@@ -33,7 +33,8 @@ fn main() {
     let body = Bytes::from(vec![b' '; BODY_BYTES]);
     let wrong = format!("sha256={}", "0".repeat(64));
     println!(
-        "metalfarm serve (release), {BODIES} webhook bodies of {} MiB at once over loopback:",
+        "metalfarm serve ({}), {BODIES} webhook bodies of {} MiB at once over loopback:",
+        if cfg!(debug_assertions) { "debug build" } else { "release" },
         BODY_BYTES >> 20
     );
     let mut met = true;

@@ -284,6 +284,18 @@ async fn with_read_access_token_logs_artifacts_and_hosts_need_the_token() {
         assert_eq!(answer.status, 200, "{path}: {answer:?}");
         assert!(answer.body.contains(text), "{path}: {answer:?}");
     }
+    // Nor through another name rebound to the farm's address, token or not.
+    let port = server.addr.port();
+    let log = format!("/api/v1/jobs/{job}/log");
+    for headers in [
+        vec![("host", format!("evil.example:{port}"))],
+        vec![("host", "evil.example".into()), ("authorization", bearer.clone())],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let answer = request("GET", &server.url(&log), &headers).await;
+        assert_json_error(&answer, 421, "a rebound name");
+        assert!(!answer.body.contains("the kernel booted"), "{answer:?}");
+    }
     // The CLI reads with METALFARM_TOKEN.
     let log = cli(&server, Some(&token), &["job", "logs", job.as_str()]);
     assert_eq!(log.code, 0, "{log:?}");
