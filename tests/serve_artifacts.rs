@@ -4,48 +4,14 @@
 
 mod common;
 
-use common::farm::{app_key_pair, deliver, example_payload, get, FarmServer};
-use common::forge::TestForge;
-use common::lab::lab_toml;
-use common::testhost::TestHosts;
+use common::farm::get;
+use common::lab::{run_one_job, UPLOADING};
 use serde_json::{json, Value};
-
-const UPLOADING: &str = r###"
-name: Artifacts
-on: push
-jobs:
-  build:
-    runs-on: [self-hosted, kvm]
-    steps:
-      - run: |
-          mkdir -p out/logs
-          printf 'kernel log\n' > out/logs/kernel.log
-          printf 'result: pass\n' > out/result.txt
-      - uses: actions/upload-artifact@v4
-        with: {name: test-results, path: out/}
-"###;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
-    let hosts = TestHosts::start(1);
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let config = format!(
-        "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(&hosts, &[("kvm-a", &["kvm"])])
-    );
-    let server = FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config);
-    server.write("workflows/artifacts.yml", UPLOADING);
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(&server, "push", "d-artifacts", payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    forge
-        .wait_for("the job completed", |runs| {
-            runs.iter().any(|r| r.name == "Artifacts / build" && r.status == "completed")
-        })
-        .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == "Artifacts / build").unwrap();
+    let farm = run_one_job("", UPLOADING, "Artifacts / build").await;
+    let (server, check) = (&farm.server, &farm.check);
     assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
     let job: Value =
         serde_json::from_str(&get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await.body)

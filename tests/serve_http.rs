@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use common::cli::{admin_token, cli};
 use common::farm::{
-    answer_to_partial_body, app_key_pair, deliver, example_payload, read_raw_answer, try_request, Answer,
-    FarmServer,
+    answer_to_partial_body, example_payload, read_raw_answer, try_request, Answer, FarmServer,
 };
-use common::forge::TestForge;
-use common::lab::lab_toml;
-use common::testhost::TestHosts;
+use common::lab::{run_one_job, UPLOADING};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -218,50 +215,17 @@ async fn reads_are_open_on_loopback_and_need_the_token_beyond_it() {
     assert_eq!(request("GET", &open.url("/api/v1/hosts"), &[]).await.status, 200);
 }
 
-const UPLOADING: &str = r###"
-name: Artifacts
-on: push
-jobs:
-  build:
-    runs-on: [self-hosted, kvm]
-    steps:
-      - run: echo the kernel booted
-      - run: |
-          mkdir -p out
-          printf 'result: pass\n' > out/result.txt
-      - uses: actions/upload-artifact@v4
-        with: {name: test-results, path: out/}
-"###;
-
 /// A job on a real test host leaves its log and an artifact; with `read_access =
 /// "token"` neither they nor the inventory nor the metrics are readable without the
 /// admin token, and with it they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_read_access_token_logs_artifacts_and_hosts_need_the_token() {
-    let hosts = TestHosts::start(1);
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let config = format!(
-        "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(&hosts, &[("kvm-a", &["kvm"])])
-    );
-    let server =
-        FarmServer::start_reporting_with(&forge.api_url(), &private, "read_access = \"token\"", &config);
-    server.write("workflows/artifacts.yml", UPLOADING);
-    let token = admin_token(&server);
+    let farm = run_one_job("read_access = \"token\"", UPLOADING, "Artifacts / build").await;
+    let (server, check) = (&farm.server, &farm.check);
+    let token = admin_token(server);
     let bearer = format!("Bearer {token}");
-    let payload =
-        example_payload("push", |p| p["ref"] == "refs/heads/master" && p["installation"]["id"] == 1);
-    let answer = deliver(&server, "push", "d-read", payload.to_string().as_bytes()).await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    forge
-        .wait_for("the job completed", |runs| {
-            runs.iter().any(|r| r.name == "Artifacts / build" && r.status == "completed")
-        })
-        .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == "Artifacts / build").unwrap();
     assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
-    let job = check.external_id;
+    let job = &check.external_id;
     let answer =
         request("GET", &server.url(&format!("/api/v1/jobs/{job}")), &[("authorization", &bearer)]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -297,9 +261,9 @@ async fn with_read_access_token_logs_artifacts_and_hosts_need_the_token() {
         assert!(!answer.body.contains("the kernel booted"), "{answer:?}");
     }
     // The CLI reads with METALFARM_TOKEN.
-    let log = cli(&server, Some(&token), &["job", "logs", job.as_str()]);
+    let log = cli(server, Some(&token), &["job", "logs", job.as_str()]);
     assert_eq!(log.code, 0, "{log:?}");
     assert!(log.stdout.contains("the kernel booted"), "{log:?}");
-    let anonymous = cli(&server, None, &["job", "logs", job.as_str()]);
+    let anonymous = cli(server, None, &["job", "logs", job.as_str()]);
     assert_eq!(anonymous.code, 1, "{anonymous:?}");
 }
