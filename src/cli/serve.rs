@@ -114,7 +114,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         farm: farm.clone(),
         stopping: stopping.clone(),
         allowed_hosts: Arc::new(crate::web::guards::AllowedHosts::from_config(&farm.config)),
-        webhook_memory: Arc::new(tokio::sync::Semaphore::new(farm.config.server.webhook_memory as usize)),
+        webhook_memory: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(farm.config.server.webhook_memory)
+                .unwrap_or(usize::MAX)
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
