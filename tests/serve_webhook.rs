@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::farm::{
-    answer_to_partial_body, deliver, deliver_at_once, example_payload, post, try_deliver, FarmServer,
+    answer_to_partial_body, deliver, deliver_at_once, example_payload, post, raw_json_error, try_deliver,
+    FarmServer,
 };
 
 const REPO: &str = "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n";
@@ -74,16 +75,6 @@ async fn bad_bodies_and_unhandled_events_get_their_status() {
     assert_eq!(stored_deliveries(&server).await, 1);
 }
 
-/// The JSON error of a raw answer, after checking its status line.
-fn raw_error(answer: Option<String>, status: &str) -> String {
-    let answer = answer.expect("an answer before the body was sent");
-    assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
-    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
-    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
-    body["error"].as_str().expect("an error text").to_owned()
-}
-
 #[tokio::test]
 async fn a_body_is_refused_by_its_headers_before_it_is_read() {
     let server = FarmServer::start("");
@@ -92,23 +83,23 @@ async fn a_body_is_refused_by_its_headers_before_it_is_read() {
     let signed = format!("x-hub-signature-256: sha256={}\r\n", "0".repeat(64));
     // 24 MB announced, 64 KiB sent: an unsigned one is refused without the rest.
     let head = format!("{start}content-length: {}\r\n\r\n", 24 << 20);
-    let error = raw_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "401");
+    let error = raw_json_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "401");
     assert!(error.contains("missing X-Hub-Signature-256"), "{error}");
     let head = format!("{start}x-hub-signature-256: md5=abc\r\ncontent-length: {}\r\n\r\n", 24 << 20);
-    let error = raw_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "401");
+    let error = raw_json_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "401");
     assert!(error.contains("malformed"), "{error}");
     // Over 25 MB announced: refused by its length.
     let head = format!("{start}{signed}content-length: {}\r\n\r\n", 26 << 20);
-    let error = raw_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "413");
+    let error = raw_json_error(answer_to_partial_body(server.addr, &head, 64 << 10).await, "413");
     assert!(error.contains("at most"), "{error}");
     // No length announced (chunked): refused before the first chunk is read.
     let head = format!("{start}{signed}transfer-encoding: chunked\r\n\r\n");
-    let error = raw_error(answer_to_partial_body(server.addr, &head, 0).await, "411");
+    let error = raw_json_error(answer_to_partial_body(server.addr, &head, 0).await, "411");
     assert!(error.contains("Content-Length"), "{error}");
     // A body that stops short is given up at server.body_timeout.
     let server = FarmServer::start_with_server_keys("body_timeout = \"1s\"", "");
     let head = format!("{start}{signed}content-length: 1000\r\n\r\n");
-    let error = raw_error(answer_to_partial_body(server.addr, &head, 10).await, "408");
+    let error = raw_json_error(answer_to_partial_body(server.addr, &head, 10).await, "408");
     assert!(error.contains("server.body_timeout"), "{error}");
     assert_eq!(stored_deliveries(&server).await, 0);
 }

@@ -322,6 +322,16 @@ pub async fn answer_to_partial_body(addr: SocketAddr, head: &str, sent: usize) -
     read_raw_answer(&mut stream, Duration::from_secs(10)).await
 }
 
+/// The JSON error of a raw answer, after checking its status line.
+pub fn raw_json_error(answer: Option<String>, status: &str) -> String {
+    let answer = answer.expect("an answer before the body was sent");
+    assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    body["error"].as_str().expect("an error text").to_owned()
+}
+
 /// Reads one answer (head, and body as long as its Content-Length) off a raw
 /// connection; `None` when no whole answer came within `within`.
 pub async fn read_raw_answer(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
