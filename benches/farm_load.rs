@@ -93,8 +93,8 @@ async fn measure(lab: &TestHosts, hosts: usize, mib: usize, timeout: Duration) -
     };
     let wall = started.elapsed();
     let cpu = cpu_seconds(server.pid());
-    let peak_mb = status_kib(server.pid(), "VmHWM") as f64 / 1024.0;
-    let now_mb = status_kib(server.pid(), "VmRSS") as f64 / 1024.0;
+    let peak_mb = server.status_kib("VmHWM") as f64 / 1024.0;
+    let now_mb = server.status_kib("VmRSS") as f64 / 1024.0;
     let conclusions = count(jobs.iter().map(|j| j["conclusion"].as_str().unwrap_or("none")));
     let hosts_used = count(jobs.iter().map(|j| j["host"].as_str().unwrap_or("none"))).len();
     let (log_bytes, dropped) = log_sizes(&server.dir.path().join("data/logs"));
@@ -175,16 +175,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     ticks as f64 / per_second as f64
-}
-
-/// A `kB` line of /proc/PID/status (`VmHWM`, `VmRSS`).
-fn status_kib(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
 /// Bytes in the job logs (one folder per job, segments named by their first byte's

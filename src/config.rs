@@ -67,6 +67,32 @@ pub struct ServerConfig {
     /// run's together, or `{ artifact = …, run = … }`.
     #[serde(with = "artifact_limit_text")]
     pub artifact_limit: ArtifactLimit,
+    /// Whether reading the API and `/metrics` needs the admin token; default: `open` on
+    /// a loopback listener, `token` otherwise (see [`ServerConfig::read_access`]).
+    #[serde(rename = "read_access")]
+    pub read_access_setting: Option<ReadAccess>,
+    /// How long a connection may take to send a request's headers, from its opening or
+    /// from the previous answer: slow senders and idle keep-alive connections are closed.
+    #[serde(with = "duration_text")]
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive, from its headers.
+    #[serde(with = "duration_text")]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The memory webhook bodies being received may take together, in bytes; a delivery
+    /// waits for its share (until `body_timeout`), then gets 503.
+    #[serde(with = "byte_size_text")]
+    pub webhook_memory: u64,
+}
+
+/// Who may read the REST API and `/metrics`: anyone who reaches the server, or only
+/// callers with the admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAccess {
+    Open,
+    Token,
 }
 
 /// How many bytes of artifacts the farm keeps, in bytes.
@@ -225,7 +251,23 @@ impl Default for ServerConfig {
             broken_after: 3,
             job_log_limit: 64 << 20,
             artifact_limit: ArtifactLimit::default(),
+            read_access_setting: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 512,
+            webhook_memory: 64 << 20,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `read_access` as set, else `open` when the farm listens on loopback only.
+    pub fn read_access(&self) -> ReadAccess {
+        self.read_access_setting.unwrap_or(if self.listen.ip().is_loopback() {
+            ReadAccess::Open
+        } else {
+            ReadAccess::Token
+        })
     }
 }
 
@@ -317,6 +359,23 @@ impl Config {
                 "key `server.job_log_limit`: {} bytes is too small to keep a log's tail; give at least 1KiB",
                 self.server.job_log_limit
             ));
+        }
+        if self.server.webhook_memory < crate::web::MAX_WEBHOOK_BYTES as u64 {
+            return Err(format!(
+                "key `server.webhook_memory`: {} bytes cannot hold one webhook body of GitHub's largest (25MiB); give at least 25MiB",
+                self.server.webhook_memory
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err("key `server.max_connections` must be at least 1".into());
+        }
+        for (key, timeout) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(format!("key `{key}` must be longer than 0s"));
+            }
         }
         for (key, url) in
             [("server.public_url", &self.server.public_url), ("forge.api_url", &self.forge.api_url)]
@@ -582,6 +641,36 @@ labels = ["amd64", "hostprovisioning"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.job_log_limit") && err.contains("at least 1KiB"), "{err}");
+    }
+
+    #[test]
+    fn reads_are_open_on_loopback_only_unless_set() {
+        let parse = |text: &str| Config::from_toml(text, "f.toml", Path::new("."));
+        assert_eq!(Config::embedded(Path::new("/")).server.read_access(), ReadAccess::Open);
+        assert_eq!(
+            parse("[server]\nlisten = \"[::1]:80\"\n").unwrap().server.read_access(),
+            ReadAccess::Open
+        );
+        assert_eq!(
+            parse("[server]\nlisten = \"0.0.0.0:80\"\n").unwrap().server.read_access(),
+            ReadAccess::Token
+        );
+        assert_eq!(
+            parse("[server]\nlisten = \"10.1.2.3:80\"\n").unwrap().server.read_access(),
+            ReadAccess::Token
+        );
+        let set = parse("[server]\nlisten = \"0.0.0.0:80\"\nread_access = \"open\"\n").unwrap();
+        assert_eq!(set.server.read_access(), ReadAccess::Open);
+        let set = parse("[server]\nread_access = \"token\"\n").unwrap();
+        assert_eq!(set.server.read_access(), ReadAccess::Token);
+        let err = parse("[server]\nread_access = \"public\"\n").unwrap_err().to_string();
+        assert!(err.contains("read_access") && err.contains("open") && err.contains("token"), "{err}");
+        let err = parse("[server]\nwebhook_memory = \"8MiB\"\n").unwrap_err().to_string();
+        assert!(err.contains("server.webhook_memory") && err.contains("at least 25MiB"), "{err}");
+        let err = parse("[server]\nmax_connections = 0\n").unwrap_err().to_string();
+        assert!(err.contains("server.max_connections"), "{err}");
+        let err = parse("[server]\nheader_timeout = \"0s\"\n").unwrap_err().to_string();
+        assert!(err.contains("server.header_timeout"), "{err}");
     }
 
     #[test]

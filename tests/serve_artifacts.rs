@@ -5,58 +5,18 @@
 
 mod common;
 
-use common::farm::{app_key_pair, get, host_json, push_master, FarmServer};
-use common::forge::{ForgeCheckRun, TestForge};
-use common::lab::lab_toml;
-use common::testhost::TestHosts;
+use common::farm::{get, host_json};
+use common::lab::{run_one_job, OneHostFarm, UPLOADING};
 use serde_json::{json, Value};
-
-const UPLOADING: &str = r###"
-name: Artifacts
-on: push
-jobs:
-  build:
-    runs-on: [self-hosted, kvm]
-    steps:
-      - run: |
-          mkdir -p out/logs
-          printf 'kernel log\n' > out/logs/kernel.log
-          printf 'result: pass\n' > out/result.txt
-      - uses: actions/upload-artifact@v4
-        with: {name: test-results, path: out/}
-"###;
-
-/// A farm reporting to the test forge, with the repository's workflows in
-/// `workflows/` and the one test host as `kvm-a`.
-async fn farm(hosts: &TestHosts) -> (FarmServer, TestForge) {
-    let (private, public) = app_key_pair();
-    let forge = TestForge::start(public).await;
-    let config = format!(
-        "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
-        lab_toml(hosts, &[("kvm-a", &["kvm"])])
-    );
-    (FarmServer::start_reporting_with(&forge.api_url(), &private, "", &config), forge)
-}
-
-/// Pushes to master and waits until the check run `name` completed: it, and its job
-/// as `GET /api/v1/jobs/{id}` shows it.
-async fn push_and_finish(server: &FarmServer, forge: &TestForge, name: &str) -> (ForgeCheckRun, Value) {
-    push_master(server, "d-push").await;
-    forge
-        .wait_for("the job completed", |runs| runs.iter().any(|r| r.name == name && r.status == "completed"))
-        .await;
-    let check = forge.check_runs().into_iter().find(|r| r.name == name).unwrap();
-    let job = get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await;
-    (check, serde_json::from_str(&job.body).unwrap())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runs_artifacts_are_listed_served_and_linked_from_its_check_run() {
-    let hosts = TestHosts::start(1);
-    let (server, forge) = farm(&hosts).await;
-    server.write("workflows/artifacts.yml", UPLOADING);
-    let (check, job) = push_and_finish(&server, &forge, "Artifacts / build").await;
+    let farm = run_one_job("", UPLOADING, "Artifacts / build").await;
+    let (server, check) = (&farm.server, &farm.check);
     assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
+    let job: Value =
+        serde_json::from_str(&get(&server.url(&format!("/api/v1/jobs/{}", check.external_id))).await.body)
+            .unwrap();
     let run = job["run_id"].as_i64().expect("the job's run");
 
     let link = format!("https://farm.example.com/api/v1/runs/{run}/artifacts/test-results");
@@ -124,13 +84,13 @@ jobs:
 /// to repair or retries the job, and no step is left `in_progress`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
-    let hosts = TestHosts::start(1);
-    let (server, forge) = farm(&hosts).await;
+    let farm = OneHostFarm::start("").await;
+    let server = &farm.server;
     let artifacts = server.dir.path().join("data/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let _tiny = common::TinyDisk::mount(&artifacts);
-    server.write("workflows/hostile.yml", HOSTILE);
-    let (check, job) = push_and_finish(&server, &forge, "Hostile / build").await;
+    let check = farm.push_and_finish(HOSTILE, "Hostile / build").await;
+    let job = farm.job(&check).await;
     assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
     assert!(check.title.starts_with("Farm failure at step 4"), "{check:#?}");
     assert!(
@@ -142,7 +102,7 @@ async fn hostile_file_names_and_a_full_farm_disk_fail_no_host() {
         check.annotations.iter().map(|a| a["message"].as_str().unwrap_or_default().to_owned()).collect();
     assert!(messages.iter().any(|m| m.contains("pipe/fifo: it is not a regular file")), "{messages:?}");
 
-    let host = host_json(&server, "kvm-a").await;
+    let host = host_json(server, "kvm-a").await;
     assert_eq!(host["state"], "ready", "the host failed nothing: {host:#}");
     let steps = job["steps"].as_array().expect("the job's steps");
     assert_eq!(steps.len(), 4, "{job:#}");

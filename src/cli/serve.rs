@@ -113,6 +113,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         admin_token,
         farm: farm.clone(),
         stopping: stopping.clone(),
+        allowed_hosts: Arc::new(crate::web::guards::AllowedHosts::from_config(&farm.config)),
+        webhook_memory: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(farm.config.server.webhook_memory)
+                .unwrap_or(usize::MAX)
+                .min(tokio::sync::Semaphore::MAX_PERMITS),
+        )),
     });
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -120,13 +126,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, "metalfarm is serving");
     // Scripts and tests read the address from here (the port may be 0 in the config).
     eprintln!("metalfarm: listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            stopping.stop();
-        })
-        .await
-        .context("the HTTP server failed")?;
+    tracing::info!(read_access = ?farm.config.server.read_access(), "reads of the API and /metrics");
+    let limits = crate::web::server::ConnectionLimits {
+        header_timeout: farm.config.server.header_timeout,
+        max_connections: farm.config.server.max_connections,
+    };
+    crate::web::server::serve(listener, app, limits, async move {
+        shutdown_signal().await;
+        stopping.stop();
+    })
+    .await;
     processor.abort();
     repairer.abort();
     cron.abort();

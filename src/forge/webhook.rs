@@ -24,12 +24,36 @@ pub enum SignatureError {
 /// Checks `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body keyed
 /// with the webhook secret, in constant time.
 pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let hex = header.strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
-    let expected = decode_hex(hex).ok_or(SignatureError::Malformed)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    let mut check = SignatureCheck::new(secret, header)?;
+    check.update(body);
+    check.verify()
+}
+
+/// [`verify_signature`] for a body that arrives in pieces: the header is checked before
+/// any of the body is read, the pieces are hashed as they come.
+pub struct SignatureCheck {
+    mac: Hmac<Sha256>,
+    expected: Vec<u8>,
+}
+
+impl SignatureCheck {
+    /// Fails at once when the header is missing or malformed.
+    pub fn new(secret: &[u8], header: Option<&str>) -> Result<SignatureCheck, SignatureError> {
+        let header = header.ok_or(SignatureError::Missing)?;
+        let hex = header.strip_prefix("sha256=").ok_or(SignatureError::Malformed)?;
+        let expected = decode_hex(hex).ok_or(SignatureError::Malformed)?;
+        let mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        Ok(SignatureCheck { mac, expected })
+    }
+
+    pub fn update(&mut self, piece: &[u8]) {
+        self.mac.update(piece);
+    }
+
+    /// Whether the whole body, as fed to [`SignatureCheck::update`], matches the header.
+    pub fn verify(self) -> Result<(), SignatureError> {
+        self.mac.verify_slice(&self.expected).map_err(|_| SignatureError::Mismatch)
+    }
 }
 
 /// The header value a forge would send for `body`: for tests and load generators.
@@ -106,6 +130,15 @@ mod tests {
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert_eq!(sign(b"It's a Secret to Everybody", b"Hello, World!"), header);
         assert_eq!(verify_signature(b"It's a Secret to Everybody", b"Hello, World!", Some(header)), Ok(()));
+        // The same body in pieces, as it arrives from the network.
+        let mut check = SignatureCheck::new(b"It's a Secret to Everybody", Some(header)).unwrap();
+        for piece in [&b"Hello"[..], b", ", b"World!"] {
+            check.update(piece);
+        }
+        assert_eq!(check.verify(), Ok(()));
+        let mut check = SignatureCheck::new(b"It's a Secret to Everybody", Some(header)).unwrap();
+        check.update(b"Hello, World");
+        assert_eq!(check.verify(), Err(SignatureError::Mismatch));
     }
 
     #[test]

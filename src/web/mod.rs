@@ -3,15 +3,18 @@
 //! or the farm, and answer.
 
 pub mod api;
+pub mod guards;
 mod metrics;
+pub mod server;
 mod webhook;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::farm::hosts::Inventory;
 use crate::store::Store;
@@ -36,6 +39,11 @@ pub struct AppState {
     /// Set when the server stops: endless responses (followed logs) end, as graceful
     /// shutdown waits for every response to finish.
     pub stopping: Stopping,
+    /// The names a request's `Host` may carry.
+    pub allowed_hosts: Arc<guards::AllowedHosts>,
+    /// `[server] webhook_memory`, in bytes: webhook bodies being received reserve their
+    /// length here first.
+    pub webhook_memory: Arc<Semaphore>,
 }
 
 /// Whether the server is stopping; clones share it.
@@ -62,11 +70,23 @@ impl Stopping {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/webhook", post(webhook::receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)))
-        .route("/healthz", get(|| async { "ok\n" }))
+    let metrics = Router::new()
         .route("/metrics", get(metrics::scrape))
+        .route_layer(from_fn_with_state(state.clone(), api::require_admin_token));
+    Router::new()
+        .route("/webhook", post(webhook::receive))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics)
         .nest(api::PREFIX, api::router(state.clone()))
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method")
+        })
+        // The last layer is the first a request meets.
+        .layer(from_fn_with_state(state.clone(), guards::body_deadline))
+        .layer(from_fn(guards::refuse_nul))
+        .layer(from_fn_with_state(state.clone(), guards::check_host))
+        .layer(from_fn(guards::json_errors))
         .with_state(state)
 }
 

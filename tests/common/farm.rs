@@ -61,8 +61,14 @@ impl FarmServer {
             std::fs::write(dir.path().join("app.pem"), key).expect("app key");
             forge_keys = format!("api_url = \"{api_url}\"\napp_id = 4242\nprivate_key_file = \"app.pem\"\n");
         }
+        // `server_keys` may name another listen address (e.g. 0.0.0.0:0).
+        let listen = if server_keys.lines().any(|l| l.trim_start().starts_with("listen")) {
+            ""
+        } else {
+            "listen = \"127.0.0.1:0\"\n"
+        };
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n{server_keys}\n\
+            "[server]\n{listen}data_dir = \"data\"\npublic_url = \"https://farm.example.com\"\n{server_keys}\n\
              [forge]\nwebhook_secret_file = \"webhook-secret\"\n{forge_keys}\n{extra_toml}"
         );
         std::fs::write(dir.path().join("farm.toml"), config).expect("config");
@@ -169,6 +175,23 @@ impl FarmServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// A `kB` line of the server's /proc/PID/status (`VmHWM`, `VmRSS`), in KiB.
+    pub fn status_kib(&self, key: &str) -> u64 {
+        let pid = self.pid();
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+    }
+
+    /// Sets the server's peak resident memory (VmHWM) back to what it holds now.
+    pub fn reset_peak_memory(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset VmHWM (clear_refs)");
+    }
 }
 
 impl Drop for FarmServer {
@@ -207,7 +230,12 @@ fn spawn(config: &Path, log: Arc<Mutex<Vec<String>>>) -> (Child, SocketAddr) {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
                 if let Some(addr) = line.strip_prefix("metalfarm: listening on http://") {
-                    let _ = tx.send(addr.parse::<SocketAddr>().expect("address"));
+                    let mut addr = addr.parse::<SocketAddr>().expect("address");
+                    // A wildcard listener is reached through loopback.
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    let _ = tx.send(addr);
                     sent = true;
                 }
             }
@@ -239,11 +267,19 @@ pub fn assert_private(dir: &Path) {
     assert!(seen > 1, "{} is empty", dir.display());
 }
 
-/// An answer: status and body text.
+/// An answer: status, body text and headers.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    pub headers: hyper::HeaderMap,
+}
+
+impl Answer {
+    /// The body as JSON; panics when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
 }
 
 /// POSTs `body` with `headers`.
@@ -253,24 +289,109 @@ pub async fn post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer 
 
 /// POSTs `body` with `headers`; a connection that fails or breaks is an error.
 pub async fn try_post(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Answer, String> {
+    try_request("POST", url, headers, body).await
+}
+
+/// Any request; a connection that fails or breaks is an error.
+pub async fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Answer, String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = hyper::Request::post(url);
+    let mut request = hyper::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+    let request = request.body(Full::new(body.into())).map_err(|e| e.to_string())?;
     let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok(Answer { status, body: String::from_utf8_lossy(&body).into_owned() })
+    Ok(Answer { status, body: String::from_utf8_lossy(&body).into_owned(), headers })
 }
 
 pub async fn get(url: &str) -> Answer {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let response = client.get(url.parse().expect("url")).await.expect("HTTP request");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    Answer { status, body: String::from_utf8_lossy(&body).into_owned() }
+    try_request("GET", url, &[], Vec::new()).await.expect("HTTP request")
+}
+
+/// `count` webhook deliveries of `body` sent at once, each on its own connection,
+/// signed with `signature` (none when `None`): each one's status, or why its connection
+/// broke (a server that refuses a body before reading it may close the connection while
+/// the body is still being sent).
+pub async fn deliver_at_once(
+    addr: SocketAddr,
+    count: usize,
+    body: Bytes,
+    signature: Option<&str>,
+) -> Vec<Result<u16, String>> {
+    let senders: Vec<_> = (0..count)
+        .map(|n| {
+            let (body, signature) = (body.clone(), signature.map(str::to_owned));
+            tokio::spawn(async move {
+                let delivery = format!("d-at-once-{n}");
+                let mut headers = vec![("x-github-event", "push"), ("x-github-delivery", delivery.as_str())];
+                if let Some(signature) = &signature {
+                    headers.push(("x-hub-signature-256", signature));
+                }
+                try_request("POST", &format!("http://{addr}/webhook"), &headers, body).await.map(|a| a.status)
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for sender in senders {
+        statuses.push(sender.await.expect("sender task"));
+    }
+    statuses
+}
+
+/// Sends a request's `head` (request line and headers) and `sent` bytes of its body on a
+/// raw connection, and waits (10 s at most) for the answer without sending more.
+pub async fn answer_to_partial_body(addr: SocketAddr, head: &str, sent: usize) -> Option<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    stream.write_all(&vec![b' '; sent]).await.expect("send part of the body");
+    read_raw_answer(&mut stream, Duration::from_secs(10)).await
+}
+
+/// The JSON error of a raw answer, after checking its status line.
+pub fn raw_json_error(answer: Option<String>, status: &str) -> String {
+    let answer = answer.expect("an answer before the body was sent");
+    assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    body["error"].as_str().expect("an error text").to_owned()
+}
+
+/// Reads one answer (head, and body as long as its Content-Length) off a raw
+/// connection; `None` when no whole answer came within `within`.
+pub async fn read_raw_answer(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Some(text);
+            }
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buffer[..n]),
+            _ => return None,
+        }
+    }
 }
 
 /// A push to `refs/heads/master` (the real example payload of installation 1),

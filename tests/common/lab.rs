@@ -77,3 +77,82 @@ pub async fn run_job_logged(
         .expect("the job ends within two minutes");
     (outcome, collector.await.expect("collector"))
 }
+
+/// A job (check run "Artifacts / build") that prints a line and uploads the artifact
+/// `test-results`: `logs/kernel.log` and `result.txt`.
+pub const UPLOADING: &str = r###"
+name: Artifacts
+on: push
+jobs:
+  build:
+    runs-on: [self-hosted, kvm]
+    steps:
+      - run: echo the kernel booted
+      - run: |
+          mkdir -p out/logs
+          printf 'kernel log\n' > out/logs/kernel.log
+          printf 'result: pass\n' > out/result.txt
+      - uses: actions/upload-artifact@v4
+        with: {name: test-results, path: out/}
+"###;
+
+/// A farm reporting to a test forge, its lab one test host `kvm-a` (label `kvm`), the
+/// workflows of `Codertocat/Hello-World` in its `workflows/`.
+pub struct OneHostFarm {
+    pub hosts: TestHosts,
+    pub forge: super::forge::TestForge,
+    pub server: super::farm::FarmServer,
+}
+
+impl OneHostFarm {
+    /// Starts it with `server_keys` in `[server]`.
+    pub async fn start(server_keys: &str) -> OneHostFarm {
+        use super::farm::{app_key_pair, FarmServer};
+        let hosts = TestHosts::start(1);
+        let (private, public) = app_key_pair();
+        let forge = super::forge::TestForge::start(public).await;
+        let config = format!(
+            "[[repo]]\nname = \"Codertocat/Hello-World\"\nworkflows = [\"workflows/*.yml\"]\n\n{}",
+            lab_toml(&hosts, &[("kvm-a", &["kvm"])])
+        );
+        let server = FarmServer::start_reporting_with(&forge.api_url(), &private, server_keys, &config);
+        OneHostFarm { hosts, forge, server }
+    }
+
+    /// Makes `workflow` the repository's workflow, pushes `refs/heads/master`, and waits
+    /// until the check run named `check_name` is completed; that check run.
+    pub async fn push_and_finish(&self, workflow: &str, check_name: &str) -> super::forge::ForgeCheckRun {
+        self.server.write("workflows/ci.yml", workflow);
+        super::farm::push_master(&self.server, "d-one-job").await;
+        self.forge
+            .wait_for("the job completed", |runs| {
+                runs.iter().any(|r| r.name == check_name && r.status == "completed")
+            })
+            .await;
+        self.forge.check_runs().into_iter().find(|r| r.name == check_name).expect("the job's check run")
+    }
+
+    /// A job as `GET /api/v1/jobs/{id}` shows it, by its check run.
+    pub async fn job(&self, check: &super::forge::ForgeCheckRun) -> serde_json::Value {
+        let url = self.server.url(&format!("/api/v1/jobs/{}", check.external_id));
+        serde_json::from_str(&super::farm::get(&url).await.body).expect("the job as JSON")
+    }
+}
+
+/// A [`OneHostFarm`] that has run one pushed job.
+pub struct OneJobFarm {
+    pub hosts: TestHosts,
+    pub forge: super::forge::TestForge,
+    pub server: super::farm::FarmServer,
+    /// The job's check run, completed.
+    pub check: super::forge::ForgeCheckRun,
+}
+
+/// Starts a [`OneHostFarm`] with `server_keys` in `[server]`, pushes `workflow` and waits
+/// until the check run named `check_name` is completed.
+pub async fn run_one_job(server_keys: &str, workflow: &str, check_name: &str) -> OneJobFarm {
+    let farm = OneHostFarm::start(server_keys).await;
+    let check = farm.push_and_finish(workflow, check_name).await;
+    let OneHostFarm { hosts, forge, server } = farm;
+    OneJobFarm { hosts, forge, server, check }
+}

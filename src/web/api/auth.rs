@@ -1,5 +1,6 @@
 //! The admin token: every mutating call (anything but GET and HEAD) needs
-//! `Authorization: Bearer <token>`, the content of `server.admin_token_file`.
+//! `Authorization: Bearer <token>`, the content of `server.admin_token_file`; with
+//! `[server] read_access = "token"`, reads (the API and `/metrics`) need it too.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -9,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
+use crate::config::ReadAccess;
 use crate::web::AppState;
 
 /// The admin token, kept as its digest: comparing digests in constant time tells an
@@ -37,20 +39,25 @@ impl AdminToken {
     }
 }
 
-/// The layer in front of every API route.
-pub(super) async fn require_admin_for_changes(
+/// The layer in front of every API route and `/metrics`.
+pub(crate) async fn require_admin_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) || is_install_announcement(&request) {
+    let read = matches!(*request.method(), Method::GET | Method::HEAD);
+    let open = read && state.farm.config.server.read_access() == ReadAccess::Open;
+    if open || is_install_announcement(&request) {
         return next.run(request).await;
     }
     let Some(token) = &state.admin_token else {
+        let what = if read { "reads are" } else { "changes through the API are" };
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "changes through the API are disabled: no admin token is configured \
-             (write one to the file `server.admin_token_file` names and restart the server)",
+            format!(
+                "{what} disabled: no admin token is configured \
+                 (write one to the file `server.admin_token_file` names and restart the server)"
+            ),
         )
         .into_response();
     };

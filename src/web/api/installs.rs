@@ -18,8 +18,15 @@ use crate::provision::announce::AnnounceError;
 use crate::web::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(provision)).routes(routes!(installed))
+    OpenApiRouter::new()
+        .routes(routes!(provision))
+        .routes(routes!(installed))
+        // The announcement needs no admin token: anyone may send one, so it is kept small.
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
 }
+
+/// The most a reinstall request or an announcement may be (a host key is under 1 KiB).
+const BODY_LIMIT: usize = 64 << 10;
 
 /// The last path segment of the announcement: `auth.rs` exempts it from the admin token.
 pub(super) const INSTALLED_SEGMENT: &str = "installed";

@@ -13,7 +13,8 @@
 //! Handlers return `Result<_, ApiError>`, read bodies with [`JsonBody`] (never axum's
 //! `Json`, whose rejections are not JSON), and turn library errors into [`ApiError`]
 //! with `From`. Every method but GET and HEAD needs the admin token: the layer in
-//! `auth.rs` checks it before any handler runs, so a handler cannot forget it.
+//! `auth.rs` checks it before any handler runs, so a handler cannot forget it; with
+//! `[server] read_access = "token"` it checks reads too.
 
 mod artifacts;
 mod auth;
@@ -26,6 +27,7 @@ pub mod labels;
 pub mod logs;
 pub mod runs;
 
+pub(crate) use auth::require_admin_token;
 pub use auth::AdminToken;
 pub use error::{ApiError, ErrorBody, JsonBody};
 
@@ -109,7 +111,7 @@ pub fn router(state: AppState) -> Router<AppState> {
                 "this endpoint does not take that method",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(state, auth::require_admin_for_changes))
+        .layer(axum::middleware::from_fn_with_state(state, auth::require_admin_token))
 }
 
 /// Unix milliseconds as the API writes times: RFC 3339, UTC, to the second.
