@@ -119,6 +119,10 @@ pub struct ForgeConfig {
     pub app_id: Option<u64>,
     pub private_key_file: Option<PathBuf>,
     pub webhook_secret_file: Option<PathBuf>,
+    /// How long a request to the forge's API may wait for it: to connect, then for each
+    /// read of the answer. Past it the request failed and is tried again later.
+    #[serde(with = "duration_text")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -279,6 +283,7 @@ impl Default for ForgeConfig {
             app_id: None,
             private_key_file: None,
             webhook_secret_file: None,
+            request_timeout: crate::forge::app::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -372,6 +377,7 @@ impl Config {
         for (key, timeout) in [
             ("server.header_timeout", self.server.header_timeout),
             ("server.body_timeout", self.server.body_timeout),
+            ("forge.request_timeout", self.forge.request_timeout),
         ] {
             if timeout.is_zero() {
                 return Err(format!("key `{key}` must be longer than 0s"));

@@ -186,3 +186,28 @@ async fn killed_while_a_creation_is_lost_on_the_way_the_check_run_is_still_made(
     // The held request made nothing; the look-up found nothing, so it was created again.
     assert_eq!(creations(&forge), 2);
 }
+
+/// A forge that takes a creation and never answers (a proxy that swallowed the answer)
+/// holds the reporter only for `[forge] request_timeout`: the creation counts as failed,
+/// the check run is looked up, found and updated to its final state, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forge_that_never_answers_holds_the_reporter_only_for_its_request_timeout() {
+    let (private, public) = app_key_pair();
+    let forge = TestForge::start(public).await;
+    // Lines before the first table of the extra config belong to the harness's [forge].
+    let config = format!("request_timeout = \"2s\"\n{REPO}");
+    let server = FarmServer::start_reporting(&forge.api_url(), &private, &config);
+    server.write("workflows/skip.yml", SKIPPED);
+    forge.fault_next_creations([CreateFault::CreateThenHold]);
+    deliver(&server, "push", "d-unanswered", &push()).await;
+    forge
+        .wait_for("the skipped job's check run, though its creation was never answered", |runs| {
+            runs.iter().any(|r| r.conclusion.as_deref() == Some("skipped"))
+        })
+        .await;
+    wait_until_reported(&server).await;
+    let runs = forge.check_runs();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!((creations(&forge), look_ups(&forge)), (1, 1));
+    assert_eq!(forge.violations(), Vec::<String>::new());
+}

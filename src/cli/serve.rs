@@ -154,7 +154,8 @@ fn github_app(config: &Config) -> anyhow::Result<Option<GithubApp>> {
     };
     let key = std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?;
     let app = GithubApp::new(&config.forge.api_url, app_id, &key)
-        .with_context(|| format!("forge.private_key_file {}", key_file.display()))?;
+        .with_context(|| format!("forge.private_key_file {}", key_file.display()))?
+        .with_request_timeout(config.forge.request_timeout);
     Ok(Some(app))
 }
 

@@ -42,7 +42,14 @@ pub struct GithubApp {
     app_id: u64,
     key: EncodingKey,
     installations: Mutex<HashMap<i64, CachedClient>>,
+    /// How long a request may wait for the forge (see [`GithubApp::with_request_timeout`]).
+    request_timeout: Duration,
 }
+
+/// `[forge] request_timeout`'s default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connecting never waits longer than this, whatever the request timeout.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl GithubApp {
     pub fn new(api_url: &str, app_id: u64, private_key_pem: &[u8]) -> Result<GithubApp, ForgeError> {
@@ -53,7 +60,16 @@ impl GithubApp {
             app_id,
             key,
             installations: Mutex::new(HashMap::new()),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         })
+    }
+
+    /// Requests wait at most `timeout` to connect (10 s at most) and then for each read
+    /// of the answer: a forge (or a proxy) that accepts a request and never answers is a
+    /// transient failure to retry, not a reporter stuck until a restart.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> GithubApp {
+        self.request_timeout = timeout;
+        self
     }
 
     /// The App's id: the check runs it created carry it as `app.id`.
@@ -124,6 +140,8 @@ impl GithubApp {
             .base_uri(self.api_url.as_str())
             .map_err(|e| ForgeError::Config(format!("bad forge.api_url `{}`: {e}", self.api_url)))?
             .personal_token(token.to_owned())
+            .set_connect_timeout(Some(self.request_timeout.min(MAX_CONNECT_TIMEOUT)))
+            .set_read_timeout(Some(self.request_timeout))
             .build()
             .map_err(|e| ForgeError::Config(format!("cannot build the forge client: {e}")))
     }
