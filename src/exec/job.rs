@@ -373,19 +373,8 @@ impl<'a> JobRun<'a> {
                 Ok(end) => end,
                 Err(StepError::Infra(failure)) => {
                     // The job ends here; the step's state is final all the same.
-                    let failed = Conclusion::Failure;
-                    let duration = step_started.elapsed();
-                    let report = StepReport {
-                        number,
-                        name: name.clone(),
-                        outcome: failed,
-                        conclusion: failed,
-                        duration,
-                    };
-                    self.reports.push(report);
-                    let completed =
-                        RunnerEvent::StepCompleted { number, name, outcome: failed, conclusion: failed };
-                    let _ = self.events.send(completed).await;
+                    let (failed, duration) = (Conclusion::Failure, step_started.elapsed());
+                    self.step_completed(number, name, failed, failed, duration).await;
                     return Err(failure);
                 }
                 Err(StepError::Failed(message)) => {
@@ -417,20 +406,23 @@ impl<'a> JobRun<'a> {
                 ("conclusion".to_owned(), Value::String(conclusion.as_str().into())),
             ]));
             self.steps.insert(step_id(step, number), record);
-            self.reports.push(StepReport {
-                number,
-                name: name.clone(),
-                outcome: end.outcome,
-                conclusion,
-                duration: step_started.elapsed(),
-            });
             self.flush().await;
-            let _ = self
-                .events
-                .send(RunnerEvent::StepCompleted { number, name, outcome: end.outcome, conclusion })
-                .await;
+            self.step_completed(number, name, end.outcome, conclusion, step_started.elapsed()).await;
         }
         Ok(())
+    }
+
+    /// A step's end, for the job's table of steps and for whoever follows the job.
+    async fn step_completed(
+        &mut self,
+        number: i64,
+        name: String,
+        outcome: Conclusion,
+        conclusion: Conclusion,
+        duration: Duration,
+    ) {
+        self.reports.push(StepReport { number, name: name.clone(), outcome, conclusion, duration });
+        let _ = self.events.send(RunnerEvent::StepCompleted { number, name, outcome, conclusion }).await;
     }
 
     fn job_timed_out(&mut self, timeout: Duration) {
@@ -450,22 +442,8 @@ impl<'a> JobRun<'a> {
             ("conclusion".to_owned(), Value::String("skipped".into())),
         ]));
         self.steps.insert(step_id(step, number), record);
-        self.reports.push(StepReport {
-            number,
-            name: name.to_owned(),
-            outcome: Conclusion::Skipped,
-            conclusion: Conclusion::Skipped,
-            duration: Duration::ZERO,
-        });
-        let _ = self
-            .events
-            .send(RunnerEvent::StepCompleted {
-                number,
-                name: name.to_owned(),
-                outcome: Conclusion::Skipped,
-                conclusion: Conclusion::Skipped,
-            })
-            .await;
+        let skipped = Conclusion::Skipped;
+        self.step_completed(number, name.to_owned(), skipped, skipped, Duration::ZERO).await;
     }
 
     /// Ends the job: its conclusion, outputs and what the log and the forge see.
