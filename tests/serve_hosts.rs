@@ -387,3 +387,46 @@ fn an_admin_token_readable_by_others_is_refused() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+/// `serve --log-format json`: each log event is one JSON object on its line, for a log
+/// collector; the one plain line is the address it listens on, which scripts read.
+#[test]
+fn serve_logs_json_lines_when_asked() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("farm.toml"), "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n")
+        .unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(dir.path().join("farm.toml"))
+        .env("RUST_LOG", "metalfarm=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(serve.stderr.take().unwrap());
+    let mut events = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.starts_with("metalfarm: listening on http://") {
+            break;
+        }
+        events.push(line);
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(events.len() >= 2, "the start logs its warnings: {events:?}");
+    for line in &events {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(event["level"].is_string() && event["fields"]["message"].is_string(), "{event}");
+    }
+    assert!(events.iter().any(|l| l.contains("no forge.webhook_secret_file")), "{events:?}");
+
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_metalfarm"))
+        .args(["serve", "--log-format", "xml"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("possible values: text, json"));
+}

@@ -54,6 +54,26 @@ pub enum Command {
     Provision(provision::ProvisionArgs),
 }
 
+impl Cli {
+    /// How the command logs: `serve --log-format`, else text.
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Serve(args) => args.log_format,
+            _ => LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// A line of text per event, in colour on a terminal.
+    #[default]
+    Text,
+    /// A JSON object per line (time, level, target, fields, spans), for a log collector.
+    Json,
+}
+
 /// Exit code for usage and I/O errors, shared by every command.
 pub const EXIT_USAGE: u8 = 2;
 
@@ -73,15 +93,15 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: warnings), so stdout stays
-/// clean for the machine-readable output of commands; in colour only on a terminal,
-/// so a log file or journal holds plain text.
-pub fn init_tracing() {
+/// clean for the machine-readable output of commands: as text, in colour only on a
+/// terminal (a log file or journal holds plain text), or as JSON lines.
+pub fn init_tracing(format: LogFormat) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
 }

@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// The TOML config file (default: built-in defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// How the log on stderr is written: text (in colour on a terminal) or JSON lines.
+    #[arg(long, value_enum, default_value_t = super::LogFormat::Text)]
+    pub log_format: super::LogFormat,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
