@@ -931,8 +931,11 @@ impl<'a> JobRun<'a> {
         let command = command.as_str();
         let events = self.events.clone();
         // A step that runs after the job was cancelled (`always()`, `cancelled()`) runs
-        // to its end, as on GitHub; only its timeout stops it.
-        let cancel = if self.cancel.is_cancelled() { CancellationToken::new() } else { self.cancel.clone() };
+        // to its end, as on GitHub; only its timeout stops it. That is decided by the
+        // status its `if` saw: a cancellation that comes while the step is starting
+        // stops it at once.
+        let cancel =
+            if self.status == JobStatus::Cancelled { CancellationToken::new() } else { self.cancel.clone() };
         // The output is filtered and sent on while the process runs: a live log, and
         // SSH flow control holds the host back when the log cannot keep up.
         let (output, mut heard) = mpsc::channel(16);
