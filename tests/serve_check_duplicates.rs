@@ -31,6 +31,11 @@ fn push() -> Vec<u8> {
     push.to_string().into_bytes()
 }
 
+/// The answer of a forge (or its proxy) that failed the request.
+fn bad_gateway() -> Failure {
+    Failure { status: 502, headers: vec![], body: serde_json::json!({"message": "Bad Gateway"}) }
+}
+
 fn creations(forge: &TestForge) -> usize {
     forge.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/check-runs")).count()
 }
@@ -64,11 +69,7 @@ async fn wait_until_reported(server: &FarmServer) {
 async fn a_creation_whose_answer_is_lost_is_found_and_updated_not_repeated() {
     let (server, forge) = farm_and_forge(REPO).await;
     // The first check run is created, but the farm hears a 502.
-    forge.fault_next_creations([CreateFault::CreateThenFail(Failure {
-        status: 502,
-        headers: vec![],
-        body: serde_json::json!({"message": "Bad Gateway"}),
-    })]);
+    forge.fault_next_creations([CreateFault::CreateThenFail(bad_gateway())]);
     deliver(&server, "push", "d-lost", &push()).await;
     wait_until_reported(&server).await;
 
@@ -108,11 +109,7 @@ async fn a_found_check_run_does_not_get_its_annotations_twice() {
         "workflows/broken.yml",
         "name: Broken\non: push\njobs:\n  b:\n    runs-on: amd64\n    step: []\n",
     );
-    forge.fault_next_creations([CreateFault::CreateThenFail(Failure {
-        status: 502,
-        headers: vec![],
-        body: serde_json::json!({"message": "Bad Gateway"}),
-    })]);
+    forge.fault_next_creations([CreateFault::CreateThenFail(bad_gateway())]);
     deliver(&server, "push", "d-broken", &push()).await;
     wait_until_reported(&server).await;
     let runs = forge.check_runs();
@@ -127,11 +124,7 @@ async fn a_found_check_run_does_not_get_its_annotations_twice() {
 async fn a_failed_creation_that_made_nothing_is_made_once_after_the_look_up() {
     let (server, forge) = farm_and_forge(REPO).await;
     // A 502 before the forge made anything: the look-up finds nothing, so it is created.
-    forge.fault_next_creations([CreateFault::FailWithoutCreating(Failure {
-        status: 502,
-        headers: vec![],
-        body: serde_json::json!({"message": "Bad Gateway"}),
-    })]);
+    forge.fault_next_creations([CreateFault::FailWithoutCreating(bad_gateway())]);
     deliver(&server, "push", "d-502", &push()).await;
     wait_until_reported(&server).await;
     let runs = forge.check_runs();
